@@ -1,0 +1,273 @@
+"""Gradually Updated Neural Networks (GUNN) and their simultaneous baselines (SUNN).
+
+Qiao, Zhang, Shen, Wang, Yuille, "Gradually Updated Neural Networks for Large-Scale
+Image Recognition", ICML 2018.
+
+A GUNN layer splits its N channels into P segments of o = N/P channels and updates
+them one after another (Eq. 4): segment i is computed from the current state, in
+which segments < i already hold their updated values and segments >= i their
+inputs. A SUNN layer has exactly the same parameters but updates every segment from
+the layer's input at once. One flag, ``gradual``, switches a layer between the two,
+so the same weights can be evaluated either way.
+
+The parameters of all P update units are stored stacked, as the convolutions of the
+simultaneous layer (a dense first 1x1 convolution, grouped ones after it): SUNN runs
+them as they are, GUNN runs row slices of them segment by segment.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import ConvBNAct, ConvNet, init_he_fan_out
+from .registry import register_model
+
+__all__ = ["GunnLayer", "GunnNet"]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _conv_rows(conv: nn.Conv2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Output channels ``rows`` of ``conv``, for the input that those rows read.
+
+    For a grouped convolution whose groups are the segments, ``x`` is the segment's
+    own input (one group); for a dense one it is the whole input.
+    """
+    return F.conv2d(x, conv.weight[rows], None, conv.stride, conv.padding)
+
+
+def _bn_rows(bn: nn.BatchNorm2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Batch norm over channels ``rows`` of ``bn``; running statistics are updated in place
+    through the slice views, exactly as the full layer would update them."""
+    training = bn.training or bn.running_mean is None
+    return F.batch_norm(
+        x, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
+        training, bn.momentum, bn.eps,
+    )
+
+
+# --- blocks ----------------------------------------------------------------------------
+
+class BottleneckUnits(nn.Module):
+    """One bottleneck update unit (the paper's Figure 4) for each of P segments.
+
+    1x1 conv to K*o, BN, ReLU; 3x3 conv to K*o, BN, ReLU; 1x1 conv to o, BN. The first
+    convolution reads ``in_channels`` shared by all segments (the whole state) when
+    ``dense``; otherwise each segment reads only its own o channels (a stacked unit).
+    """
+
+    def __init__(self, in_channels: int, out_per_segment: int, segments: int, expansion: int,
+                 dense: bool) -> None:
+        super().__init__()
+        width = expansion * out_per_segment
+        self.segments, self.width, self.out = segments, width, out_per_segment
+        self.conv1 = nn.Conv2d(in_channels, segments * width, 1, groups=1 if dense else segments,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(segments * width)
+        self.conv2 = nn.Conv2d(segments * width, segments * width, 3, padding=1, groups=segments,
+                               bias=False)
+        self.bn2 = nn.BatchNorm2d(segments * width)
+        self.conv3 = nn.Conv2d(segments * width, segments * out_per_segment, 1, groups=segments,
+                               bias=False)
+        self.bn3 = nn.BatchNorm2d(segments * out_per_segment)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """All segments at once (simultaneous update)."""
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.bn3(self.conv3(x))
+
+    def segment(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Segment ``i`` alone: the same arithmetic on row slices of the stacked weights."""
+        wide = slice(i * self.width, (i + 1) * self.width)
+        out = slice(i * self.out, (i + 1) * self.out)
+        x = F.relu(_bn_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
+        x = F.relu(_bn_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
+        return _bn_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
+
+
+class GunnLayer(nn.Module):
+    """A GUNN (``gradual=True``) or SUNN (``gradual=False``) layer with hyper-parameters
+    {N=channels, P=segments, K=expansion, M=units} (Section 5).
+
+    Segment i's update is ``y_i = x_i + G_i(state)`` (Eq. 5; without ``+ x_i`` when
+    ``residual=False``, the GUNN-15-NoRes ablation of Table 5). G_i is M stacked
+    bottleneck units: the first maps the N-channel state to o channels, each further
+    one maps o to o with an identity shortcut around it. With ``projection`` (the CIFAR
+    models) G_i also adds a 1x1 conv + BN projection of the whole state, as the
+    authors' code does; the ImageNet models have none.
+    """
+
+    def __init__(self, channels: int, segments: int, *, expansion: int = 2, units: int = 1,
+                 projection: bool = True, residual: bool = True, gradual: bool = True) -> None:
+        super().__init__()
+        if channels % segments:
+            raise ValueError(f"{channels} channels do not split into {segments} equal segments")
+        if units < 1:
+            raise ValueError("a GUNN layer needs at least one update unit")
+        self.channels, self.segments = channels, segments
+        self.seg_channels = channels // segments
+        self.residual, self.gradual = residual, gradual
+        o = self.seg_channels
+        self.units = nn.ModuleList(
+            BottleneckUnits(channels if m == 0 else segments * o, o, segments, expansion, dense=m == 0)
+            for m in range(units)
+        )
+        self.shortcut = ConvBNAct(channels, channels, 1, act=False) if projection else None
+
+    def extra_repr(self) -> str:
+        return (f"N={self.channels}, P={self.segments}, gradual={self.gradual}, "
+                f"residual={self.residual}")
+
+    # The learned part G of every segment at once, all reading the same input.
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.units[0](x)
+        for unit in self.units[1:]:
+            g = g + unit(g)
+        if self.shortcut is not None:
+            g = g + self.shortcut(x)
+        return g
+
+    # The learned part G_i of segment i, reading the current state.
+    def update_segment(self, i: int, state: torch.Tensor) -> torch.Tensor:
+        g = self.units[0].segment(i, state)
+        for unit in self.units[1:]:
+            g = g + unit.segment(i, g)
+        if self.shortcut is not None:
+            rows = slice(i * self.seg_channels, (i + 1) * self.seg_channels)
+            conv, bn = self.shortcut[0], self.shortcut[1]
+            g = g + _bn_rows(bn, _conv_rows(conv, state, rows), rows)
+        return g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.gradual:
+            g = self.update(x)
+            return x + g if self.residual else g
+        return self._gradual_reference(x)
+
+    def _gradual_reference(self, x: torch.Tensor) -> torch.Tensor:
+        # Eq. 4 written out: one new state tensor per segment.
+        o, state = self.seg_channels, x
+        for i in range(self.segments):
+            lo, hi = i * o, (i + 1) * o
+            g = self.update_segment(i, state)
+            new = state[:, lo:hi] + g if self.residual else g
+            state = torch.cat([state[:, :lo], new, state[:, hi:]], dim=1)
+        return state
+
+
+# --- model -----------------------------------------------------------------------------
+
+class GunnNet(ConvNet):
+    """The GUNN/SUNN networks: a stem, then per resolution a transition (1x1 conv + BN +
+    ReLU, Section 5 "one resolution, one representation") and one GUNN layer.
+
+    ``stages`` lists (N, P) per resolution. CIFAR models (``imagenet=False``) pool
+    between a transition and its GUNN layer and end with a 1x1 conv to ``head_channels``;
+    ImageNet models pool after each GUNN layer but the last (the authors' code).
+    """
+
+    classifier_path = "fc"
+
+    def __init__(self, *, stages: list[tuple[int, int]], imagenet: bool, stem_channels: int = 64,
+                 head_channels: int | None = None, expansion: int = 2, units: int = 1,
+                 residual: bool = True, gradual: bool = True, num_classes: int = 10) -> None:
+        super().__init__()
+        if imagenet:  # Table 2, Conv1: 7x7/2 conv, 3x3/2 max pool
+            self.stem = nn.Sequential(ConvBNAct(3, stem_channels, 7, stride=2),
+                                      nn.MaxPool2d(3, 2, padding=1))
+        else:  # Table 1, Conv1: 3x3 conv
+            self.stem = ConvBNAct(3, stem_channels, 3)
+        blocks: list[nn.Module] = []
+        prev = stem_channels
+        for s, (channels, segments) in enumerate(stages):
+            blocks.append(ConvBNAct(prev, channels, 1))
+            if s > 0 and not imagenet:
+                blocks.append(nn.AvgPool2d(2))
+            blocks.append(GunnLayer(channels, segments, expansion=expansion, units=units,
+                                    projection=not imagenet, residual=residual, gradual=gradual))
+            if imagenet and s < len(stages) - 1:
+                blocks.append(nn.AvgPool2d(2))
+            prev = channels
+        if head_channels is not None:
+            blocks.append(ConvBNAct(prev, head_channels, 1))
+            prev = head_channels
+        self.features = nn.Sequential(*blocks)
+        self.fc = nn.Linear(prev, num_classes)
+        init_he_fan_out(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.stem(x))
+
+    def gunn_layers(self) -> list[GunnLayer]:
+        return [m for m in self.modules() if isinstance(m, GunnLayer)]
+
+    def set_gradual(self, gradual: bool) -> "GunnNet":
+        """Evaluate the same weights as GUNN (True) or as SUNN (False)."""
+        for layer in self.gunn_layers():
+            layer.gradual = gradual
+        return self
+
+
+# --- builders --------------------------------------------------------------------------
+
+_PAPER = "Qiao et al., Gradually Updated Neural Networks for Large-Scale Image Recognition"
+_CIFAR = dict(family="gunn", paper=_PAPER, year=2018, input_size=(3, 32, 32), num_classes=10,
+              dataset="cifar10")
+_IMAGENET = dict(family="gunn", paper=_PAPER, year=2018, input_size=(3, 224, 224),
+                 num_classes=1000, dataset="imagenet")
+
+_GUNN15 = dict(stages=[(240, 20), (300, 25), (360, 30)], head_channels=360, imagenet=False)
+_GUNN24 = dict(stages=[(720, 20), (900, 25), (1080, 30)], head_channels=1080, imagenet=False,
+               expansion=3, units=2)
+_GUNN18 = dict(stages=[(400, 10), (800, 20), (1600, 40), (2000, 50)], imagenet=True)
+_WIDE18 = dict(stages=[(1200, 30), (1600, 40), (2000, 50), (2000, 50)], imagenet=True)
+
+
+@register_model(**_CIFAR, top1=4.15, params=1_585_746,
+                notes="Tables 1, 3; C100 error 20.45 with 1,618,236 parameters")
+def gunn15(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
+    return GunnNet(**_GUNN15, gradual=gradual, num_classes=num_classes)
+
+
+@register_model(**_CIFAR, top1=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
+def sunn15(*, num_classes: int = 10) -> GunnNet:
+    return GunnNet(**_GUNN15, gradual=False, num_classes=num_classes)
+
+
+@register_model(**_CIFAR, top1=4.45, params=1_585_746,
+                notes="Table 5, GUNN-15 without the identity term of Eq. 5; C100 error 21.15")
+def gunn15_nores(*, num_classes: int = 10) -> GunnNet:
+    return GunnNet(**_GUNN15, residual=False, num_classes=num_classes)
+
+
+@register_model(**_CIFAR, top1=3.21, params=29_534_106,
+                notes="Tables 3, 5; C100 error 16.69 with 29,631,396 parameters")
+def gunn24(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
+    return GunnNet(**_GUNN24, gradual=gradual, num_classes=num_classes)
+
+
+@register_model(**_CIFAR, top1=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
+def sunn24(*, num_classes: int = 10) -> GunnNet:
+    return GunnNet(**_GUNN24, gradual=False, num_classes=num_classes)
+
+
+@register_model(**_IMAGENET, top1=21.65, top5=5.87, params=28_909_736, notes="Tables 2, 4")
+def gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
+    return GunnNet(**_GUNN18, gradual=gradual, num_classes=num_classes)
+
+
+@register_model(**_IMAGENET, top1=26.16, top5=8.48, params=28_909_736, notes="Table 4")
+def sunn18(*, num_classes: int = 1000) -> GunnNet:
+    return GunnNet(**_GUNN18, gradual=False, num_classes=num_classes)
+
+
+@register_model(**_IMAGENET, top1=20.59, top5=5.52, params=45_624_936, notes="Table 4")
+def wide_gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
+    return GunnNet(**_WIDE18, gradual=gradual, num_classes=num_classes)
+
+
+@register_model(**_IMAGENET, params=45_624_936, notes="SUNN twin of Wide GUNN-18 (not in the paper)")
+def wide_sunn18(*, num_classes: int = 1000) -> GunnNet:
+    return GunnNet(**_WIDE18, gradual=False, num_classes=num_classes)

@@ -1,0 +1,85 @@
+"""Blocks and conventions shared by every model family."""
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["ConvNet", "ConvBNAct", "init_he_fan_out"]
+
+
+class ConvNet(nn.Module, abc.ABC):
+    """The interface every model of the zoo offers.
+
+    ``forward_features`` returns the last feature map, ``forward_head`` turns it into
+    logits (``pre_logits=True`` stops before the classifier, for feature transfer),
+    and ``reset_classifier`` replaces the final linear layer. A subclass names its
+    final linear layer by the dotted path ``classifier_path`` (``"fc"``,
+    ``"classifier.6"``), keeping the key names of torchvision where it has the model.
+    """
+
+    classifier_path: str = "fc"
+
+    @abc.abstractmethod
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map, before global pooling."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return x if pre_logits else self.get_classifier()(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.get_submodule(self.classifier_path)
+
+    @property
+    def num_features(self) -> int:
+        return self.get_classifier().in_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.get_classifier().out_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        old = self.get_classifier()
+        new = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
+        nn.init.zeros_(new.bias)
+        parent, _, leaf = self.classifier_path.rpartition(".")
+        setattr(self.get_submodule(parent) if parent else self, leaf, new)
+
+
+class ConvBNAct(nn.Sequential):
+    """Convolution without bias, batch norm, optional ReLU: the unit of most CNNs since 2015."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
+        groups: int = 1, act: bool = True,
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                      groups=groups, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+def init_he_fan_out(model: nn.Module) -> None:
+    """ResNet's initialisation (He et al. 2015): conv weights N(0, 2/(k*k*out)),
+    BN weight 1 and bias 0, linear bias 0 (the linear weight keeps PyTorch's default)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,215 @@
+"""The model registry: one decorator to join, one function to build.
+
+Model files register their public builders with ``@register_model(...)``; the
+metadata given there (paper, year, input size, published figures) is data about
+the architecture and is kept beside the builder, never inside the module.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ModelInfo",
+    "UnknownModelError",
+    "WeightsError",
+    "register_model",
+    "create_model",
+    "list_models",
+    "model_info",
+    "load_weights",
+]
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class WeightsError(ValueError):
+    """Raised for a weights file that cannot be read or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the literature says about a registered model.
+
+    ``top1``/``top5`` are the published single-model, single-crop error rates in
+    percent on ``dataset`` (None where the paper gives none); ``params`` is the
+    published parameter count for ``num_classes`` outputs.
+    """
+
+    name: str
+    family: str
+    paper: str
+    year: int
+    input_size: tuple[int, int, int]
+    num_classes: int
+    dataset: str
+    top1: float | None = None
+    top5: float | None = None
+    params: int | None = None
+    notes: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_INFO: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: str,
+    year: int,
+    input_size: tuple[int, int, int],
+    num_classes: int,
+    dataset: str,
+    top1: float | None = None,
+    top5: float | None = None,
+    params: int | None = None,
+    notes: str = "",
+    name: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name (or ``name``); duplicates are refused."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        if key in _BUILDERS:
+            raise ValueError(f"model {key!r} is already registered")
+        if key != key.lower():
+            raise ValueError(f"model names are lower case: {key!r}")
+        _BUILDERS[key] = builder
+        _INFO[key] = ModelInfo(
+            name=key, family=family, paper=paper, year=year, input_size=tuple(input_size),
+            num_classes=num_classes, dataset=dataset, top1=top1, top5=top5, params=params,
+            notes=notes,
+        )
+        return builder
+
+    return decorate
+
+
+def _lookup(name: str) -> str:
+    _ensure_registered()
+    key = name.strip().lower().replace("-", "_")
+    if key in _BUILDERS:
+        return key
+    close = difflib.get_close_matches(key, list(_BUILDERS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `convnets models` lists them"
+    raise UnknownModelError(f"unknown model {name!r}{hint}")
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell glob or a substring."""
+    _ensure_registered()
+    names = sorted(_BUILDERS)
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatch(n, glob.lower())]
+    return names
+
+
+def model_info(name: str) -> ModelInfo:
+    """The published facts about a model (see :class:`ModelInfo`)."""
+    return _INFO[_lookup(name)]
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    weights: str | os.PathLike | None = None,
+    **options,
+) -> nn.Module:
+    """Build a registered model.
+
+    ``num_classes`` defaults to the model's published head; ``weights`` is a path to
+    a state dict (``.safetensors``, or a ``.pth``/``.pt`` file read with
+    ``weights_only=True``), e.g. one saved by torchvision or timm. Other keyword
+    options go to the model's builder.
+    """
+    key = _lookup(name)
+    info = _INFO[key]
+    if num_classes is None:
+        num_classes = info.num_classes
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    try:
+        model = _BUILDERS[key](num_classes=num_classes, **options)
+    except TypeError as err:  # an option the builder does not take
+        raise ValueError(f"{key}: {err}") from None
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read tensors from a file without executing code from it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any parse failure becomes one clear line
+        raise WeightsError(f"cannot read weights from {path}: {err}".splitlines()[0]) from None
+    # Common wrappers around a bare state dict.
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(model: nn.Module, weights: str | os.PathLike | dict) -> nn.Module:
+    """Load a state dict into ``model``, mapping foreign key names where the model knows how.
+
+    A model may define ``remap_state_dict(state) -> state`` to translate another
+    library's key names into its own. Every tensor must fit: a missing, unexpected or
+    mis-shaped tensor raises :class:`WeightsError` naming the first one.
+    """
+    state = weights if isinstance(weights, dict) else read_state_dict(weights)
+    remap = getattr(model, "remap_state_dict", None)
+    if callable(remap):
+        state = remap(dict(state))
+    own = model.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            raise WeightsError(f"weights lack tensor {key!r} (shape {tuple(value.shape)})")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise WeightsError(
+                f"tensor {key!r} has shape {tuple(state[key].shape)} in the weights "
+                f"but {tuple(value.shape)} in the model"
+            )
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise WeightsError(f"weights hold tensor {extra[0]!r} that the model does not have")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+_REGISTERED = False
+
+
+def _ensure_registered() -> None:
+    # Model files join the registry when imported; import them on first use so that
+    # `from convnets.models.registry import ...` alone sees the whole zoo.
+    global _REGISTERED
+    if not _REGISTERED:
+        _REGISTERED = True
+        import convnets.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Measuring models: parameters, FLOPs, per-layer summaries, benchmarks."""

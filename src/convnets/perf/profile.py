@@ -1,0 +1,126 @@
+"""Parameter and FLOP counts, and per-layer summaries.
+
+FLOPs are counted by PyTorch's ``torch.utils.flop_counter`` with its convention:
+one multiply-add is 2 FLOPs. torchvision and timm publish multiply-adds under the
+name "GFLOPS", so their figures are half of ours for the same network. Counting runs
+on the ``meta`` device: shapes propagate, nothing is computed or allocated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..models.registry import create_model, model_info
+
+__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "layer_summary"]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def parse_input_size(text: str | int | tuple, default_channels: int = 3) -> tuple[int, int, int]:
+    """``224`` -> (3, 224, 224); ``"1x28x28"`` -> (1, 28, 28); ``"240x320"`` -> (3, 240, 320)."""
+    if isinstance(text, tuple):
+        dims = list(text)
+    else:
+        try:
+            dims = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
+        except ValueError:
+            raise ValueError(f"bad input size {text!r}: use S, HxW or CxHxW (e.g. 224 or 3x224x224)") from None
+    if len(dims) == 1:
+        dims = [default_channels, dims[0], dims[0]]
+    elif len(dims) == 2:
+        dims = [default_channels, *dims]
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"bad input size {text!r}: use S, HxW or CxHxW with positive integers")
+    return tuple(dims)
+
+
+def _meta_model(name: str, **options) -> nn.Module:
+    with torch.device("meta"):
+        return create_model(name, **options).eval()
+
+
+def _run(model: nn.Module, input_size: tuple[int, int, int], device: str) -> FlopCounterMode:
+    x = torch.zeros(1, *input_size, device=device)
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.no_grad():
+            model(x)
+    except RuntimeError as err:  # e.g. an input too small for the network's pooling
+        msg = str(err).splitlines()[0]
+        raise ValueError(f"input size {'x'.join(map(str, input_size))} does not fit the model: {msg}") from None
+    return counter
+
+
+def count_flops(model_or_name: nn.Module | str, input_size: tuple[int, int, int] | None = None) -> int:
+    """FLOPs (2 x multiply-adds) of one forward pass of one image."""
+    if isinstance(model_or_name, str):
+        input_size = input_size or model_info(model_or_name).input_size
+        model, device = _meta_model(model_or_name), "meta"
+    else:
+        model = model_or_name
+        device = next(model.parameters()).device
+    return _run(model, input_size, device).get_total_flops()
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+
+
+def _select_rows(model: nn.Module, depth: int, called: set[str]) -> list[tuple[str, nn.Module]]:
+    """Modules at ``depth`` (counted from the model), or above it where a module is a leaf
+    or runs its children's weights itself (e.g. a GUNN layer updating segment by segment,
+    whose stacked units are never called as wholes). Module lists are looked through."""
+    rows: list[tuple[str, nn.Module]] = []
+
+    def descendants_called(prefix: str) -> bool:
+        return any(key.startswith(prefix + ".") for key in called)
+
+    def visit(prefix: str, module: nn.Module, level: int) -> None:
+        for child_name, child in module.named_children():
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+                visit(name, child, level)
+            elif level + 1 >= depth or not descendants_called(name):
+                rows.append((name, child))
+            else:
+                visit(name, child, level + 1)
+
+    visit("", model, 0)
+    return rows
+
+
+def layer_summary(name: str, input_size: tuple[int, int, int] | None = None, depth: int = 3,
+                  **options) -> tuple[list[LayerRow], int, int]:
+    """Per-layer output shape, parameters and multiply-adds; returns (rows, params, macs)."""
+    input_size = input_size or model_info(name).input_size
+    model = _meta_model(name, **options)
+    shapes: dict[str, tuple[int, ...] | None] = {}
+
+    def record(key: str):
+        def hook(_module, _inputs, out):
+            shapes.setdefault(key, tuple(out.shape) if torch.is_tensor(out) else None)
+        return hook
+
+    hooks = [m.register_forward_hook(record(key)) for key, m in model.named_modules() if key]
+    try:
+        counter = _run(model, input_size, "meta")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    root = type(model).__name__
+    flops = counter.get_flop_counts()
+    rows = [LayerRow(key, type(module).__name__, shapes.get(key), count_params(module),
+                     sum(flops.get(f"{root}.{key}", {}).values()) // 2)
+            for key, module in _select_rows(model, depth, set(shapes))]
+    return rows, count_params(model), counter.get_total_flops() // 2
