@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ConvNet", "ConvBNAct", "init_he_fan_out"]
+__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "init_he_fan_out"]
 
 
 class ConvNet(nn.Module, abc.ABC):
@@ -67,6 +67,48 @@ class ConvBNAct(nn.Sequential):
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation (Hu et al. 2018, Fig. 1): global average pool, a bottleneck of
+    two 1x1 convolutions (reduction ``r``), a sigmoid gate that rescales each channel.
+    Key names ``fc1``/``fc2`` follow timm's SE-ResNet so its checkpoints map directly."""
+
+    def __init__(self, channels: int, reduction: int = 16, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
+        return x * s
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al. 2016): drop a residual branch for whole samples with
+    probability ``p`` in training, scaling survivors by 1/(1-p) so that evaluation needs no
+    rescaling (the "inverted" form of the paper's test-time multiplication by 1-p)."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def init_he_fan_out(model: nn.Module) -> None:
