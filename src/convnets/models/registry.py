@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -88,8 +89,8 @@ def register_model(
         key = name or builder.__name__
         if key in _BUILDERS:
             raise ValueError(f"model {key!r} is already registered")
-        if key != key.lower():
-            raise ValueError(f"model names are lower case: {key!r}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise ValueError(f"model names are lower case letters, digits and underscores: {key!r}")
         _BUILDERS[key] = builder
         _INFO[key] = ModelInfo(
             name=key, family=family, paper=paper, year=year, input_size=tuple(input_size),
@@ -103,9 +104,11 @@ def register_model(
 
 def _lookup(name: str) -> str:
     _ensure_registered()
-    key = name.strip().lower().replace("-", "_")
-    if key in _BUILDERS:
-        return key
+    key = name.strip().lower()
+    # Forgive the papers' spellings: "GUNN-18" -> gunn18, "wide-gunn18" -> wide_gunn18.
+    for candidate in (key, key.replace("-", "_"), key.replace("-", "")):
+        if candidate in _BUILDERS:
+            return candidate
     close = difflib.get_close_matches(key, list(_BUILDERS), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `convnets models` lists them"
     raise UnknownModelError(f"unknown model {name!r}{hint}")

@@ -1,0 +1,224 @@
+"""Checkpoints that survive a crash and resume a run exactly.
+
+Layout of a run directory::
+
+    checkpoint.json                  the commit record: which epoch directory is current
+    checkpoints/epoch-0007/
+        model.safetensors            weights (safetensors: loading runs no code)
+        ema.safetensors              EMA weights, when the run keeps an EMA
+        state.pt                     optimizer, scheduler, scaler, epoch, step, RNG states
+    snapshots/snapshot-1.safetensors one per cycle of a snapshot ensemble
+
+A save writes a new epoch directory file by file (each file atomically: a temporary
+file in the same directory, fsync, ``os.replace``), then replaces checkpoint.json,
+which is the single commit point. A kill at any moment therefore leaves
+checkpoint.json naming a complete earlier checkpoint; older epoch directories are
+removed only after the commit. ``state.pt`` holds only tensors, numbers, strings,
+lists and dicts, and is read with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from typing import Any, Callable, IO
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save as safetensors_bytes
+from torch import nn
+
+__all__ = [
+    "atomic_write", "save_weights", "load_weights_file", "save_checkpoint", "load_checkpoint",
+    "latest_checkpoint", "rng_state", "set_rng_state", "CheckpointError",
+]
+
+COMMIT = "checkpoint.json"
+
+
+class CheckpointError(ValueError):
+    """A run directory or checkpoint that cannot be read."""
+
+
+# --- atomic files ----------------------------------------------------------------------
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` so that readers see the old or the new file,
+    never a partial one: the data goes to a temporary file in the same directory (same
+    file system, so the rename is atomic), is flushed to disk, then renamed over ``path``."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    # The rename itself is durable only once the directory entry is on disk (POSIX).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(data: bytes) -> Callable[[IO[bytes]], None]:
+    return lambda f: f.write(data)
+
+
+def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Atomically save a state dict of tensors as safetensors."""
+    tensors = {k.removeprefix("module."): v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    atomic_write(path, _write_bytes(safetensors_bytes(tensors, metadata=metadata)))
+
+
+def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(os.fspath(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except Exception as err:
+        raise CheckpointError(f"cannot read weights {path}: {err}".splitlines()[0]) from None
+
+
+# --- RNG states as plain tensors -------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator a run draws from, as tensors and numbers (weights_only-safe)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": version, "mt": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["mt"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"],
+                         nps["has_gauss"], nps["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, epoch: int, step: int,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                    scaler: Any = None, ema: nn.Module | None = None,
+                    extra: dict[str, Any] | None = None, keep_last: int = 1) -> str:
+    """Save the training state after ``epoch`` epochs; returns the checkpoint directory."""
+    run_dir = os.fspath(run_dir)
+    name = f"epoch-{epoch:04d}"
+    ckpt_dir = os.path.join(run_dir, "checkpoints", name)
+    os.makedirs(ckpt_dir, exist_ok=True)
+    meta = {"epoch": str(epoch), "step": str(step)}
+    save_weights(os.path.join(ckpt_dir, "model.safetensors"), _unwrap(model).state_dict(), meta)
+    state: dict[str, Any] = {"epoch": epoch, "step": step, "rng": rng_state(), "extra": extra or {}}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    if ema is not None:
+        save_weights(os.path.join(ckpt_dir, "ema.safetensors"), _unwrap(ema.module).state_dict(), meta)
+        state["ema_n_averaged"] = ema.n_averaged.detach().cpu().clone()
+
+    atomic_write(os.path.join(ckpt_dir, "state.pt"), lambda f: torch.save(state, f))
+    record = {"epoch": epoch, "step": step, "dir": os.path.join("checkpoints", name)}
+    atomic_write(os.path.join(run_dir, COMMIT), _write_bytes(json.dumps(record, indent=2).encode()))
+    _prune(run_dir, keep=keep_last, current=name)
+    return ckpt_dir
+
+
+def _prune(run_dir: str, keep: int, current: str) -> None:
+    root = os.path.join(run_dir, "checkpoints")
+    old = sorted(d for d in os.listdir(root) if d.startswith("epoch-") and d != current)
+    if current.startswith("epoch-"):
+        # Only directories older than the committed one; a newer one is a leftover of an
+        # interrupted save from before a resume and is simply overwritten later.
+        old = [d for d in old if d < current]
+    for d in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The commit record of ``run_dir``: {"epoch", "step", "dir"} with ``dir`` absolute."""
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"run directory not found: {run_dir}")
+    path = os.path.join(run_dir, COMMIT)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} holds no checkpoint (no {COMMIT})") from None
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} is not valid JSON") from None
+    record["dir"] = os.path.join(run_dir, record["dir"])
+    return record
+
+
+def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                    scaler: Any = None, ema: nn.Module | None = None,
+                    restore_rng: bool = True) -> dict[str, Any]:
+    """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra)."""
+    record = latest_checkpoint(run_dir)
+    ckpt_dir = record["dir"]
+    _unwrap(model).load_state_dict(load_weights_file(os.path.join(ckpt_dir, "model.safetensors")))
+    try:
+        state = torch.load(os.path.join(ckpt_dir, "state.pt"), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {ckpt_dir} lacks state.pt") from None
+    except Exception as err:
+        raise CheckpointError(f"cannot read {ckpt_dir}/state.pt: {err}".splitlines()[0]) from None
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    if ema is not None:
+        ema_path = os.path.join(ckpt_dir, "ema.safetensors")
+        if not os.path.exists(ema_path):
+            raise CheckpointError(f"checkpoint {ckpt_dir} holds no EMA weights")
+        _unwrap(ema.module).load_state_dict(load_weights_file(ema_path))
+        ema.n_averaged.copy_(state["ema_n_averaged"])
+    if restore_rng:
+        set_rng_state(state["rng"])
+    return state
