@@ -382,7 +382,7 @@ def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) 
 
 
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, **_IN, top1=21.8, top5=6.0,
-                params=64_669_864,
+                params=64_666_152,
                 notes="Table 5, 224 crop (20.7/5.3 at 320); params as timm's ResNetV2 "
                       "with these depths (the paper gives none)")
 def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
@@ -399,7 +399,8 @@ def preact_resnet164(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> R
 
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1=4.92,
                 params=10_200_000,
-                notes="Table 3 (published 10.2M); CIFAR-100 error 22.71; 4.62 with batch 64")
+                notes="Table 3; CIFAR-100 error 22.71; 4.62 with batch 64. The published 10.2M "
+                      "is the conv + linear weights (10.18M); with BN this net has 10.33M")
 def preact_resnet1001(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(layers=[111, 111, 111], **_CIFAR_PREACT, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
@@ -452,7 +453,7 @@ def _wrn(depth: int, k: int, **options) -> ResNet:
 
 @register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1=4.00,
                 params=36_500_000,
-                notes="Table 4 (published 36.5M); 3.89 with dropout 0.3; CIFAR-100 19.25")
+                notes="published 36.5M; 3.89 with dropout 0.3; CIFAR-100 error 19.25")
 def wrn28_10(*, num_classes: int = 10, dropout: float = 0.0,
              drop_path_rate: float = 0.0) -> ResNet:
     return _wrn(28, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
@@ -467,7 +468,9 @@ def wrn40_10(*, num_classes: int = 10, dropout: float = 0.0,
 
 
 @register_model(family="resnext", paper=_RESNEXT, year=2017, **_C10, top1=3.58,
-                params=68_100_000, notes="Table 7 (published 68.1M); CIFAR-100 error 17.31")
+                params=68_100_000,
+                notes="Table 7; CIFAR-100 error 17.31. The published 68.1M is the conv + "
+                      "linear weights (68.05M); with BN this net has 68.16M")
 def resnext29_16x64d(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     # Sec. 5.3: three stages of three bottlenecks, 16 groups of width 64 in the first
     # stage (doubling per stage), a 64-channel 3x3 stem.
