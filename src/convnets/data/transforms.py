@@ -1,0 +1,215 @@
+"""The papers' augmentation and evaluation recipes, as named presets.
+
+A preset fixes the geometry and augmentation; the dataset supplies the normalisation
+statistics (its own per-channel mean and std), so that any preset can be used with any
+dataset. Every pipeline accepts a PIL image or a ``(C, H, W)`` tensor (uint8 in [0, 255]
+or float in [0, 1]) and returns a float32 tensor of the model's ``input_size`` (except
+"full", which keeps the whole 256/224-scaled square for multi-view evaluation).
+
+Sizes scale with the model's input: the ImageNet presets crop ``H x W`` from an image
+resized to ``256/224`` of that (256 for 224, 146 for 128), the CIFAR preset pads by
+``4/32`` of the crop.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+__all__ = [
+    "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
+    "Lighting", "MatchChannels", "build_transform", "list_presets",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Principal components of ImageNet RGB pixel values in [0, 1] (AlexNet, Krizhevsky et al.
+# 2012, Sec. 4.1). The paper does not print them; these are the values published with
+# fb.resnet.torch and used by most re-implementations. Columns of the matrix are the
+# eigenvectors, in the order of the eigenvalues.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+# ITU-R 601 luma weights, for models that take one channel from colour data.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+class Lighting(nn.Module):
+    """AlexNet's PCA colour augmentation (Krizhevsky et al. 2012, Sec. 4.1).
+
+    For each image, draw ``alpha = alphastd * randn(3)`` (from ``generator`` if given)
+    and add the same RGB offset ``eigvec @ (alpha * eigval)`` to every pixel, so the
+    image's colour shifts along the principal components of natural-image colour, by an
+    amount proportional to the variance along each. Expects float RGB in [0, 1] (the
+    scale of the eigenvalues), before mean/std normalisation; a batch ``(B, 3, H, W)``
+    gets one draw per image. No clamping: the paper adds the offset to raw intensities.
+    """
+
+    def __init__(self, alphastd: float = 0.1, eigval: Sequence[float] = IMAGENET_EIGVAL,
+                 eigvec: Sequence[Sequence[float]] = IMAGENET_EIGVEC,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.alphastd = alphastd
+        self.register_buffer("eigval", torch.tensor(eigval, dtype=torch.float32), persistent=False)
+        self.register_buffer("eigvec", torch.tensor(eigvec, dtype=torch.float32), persistent=False)
+        self.generator = generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if self.alphastd == 0:
+            return img
+        if img.shape[-3] != 3:
+            raise ValueError(f"Lighting expects 3 RGB channels, got shape {tuple(img.shape)}")
+        batch = img.shape[:-3]
+        alpha = torch.randn((*batch, 3), generator=self.generator) * self.alphastd
+        rgb = (alpha * self.eigval) @ self.eigvec.T  # row form of eigvec @ (alpha * eigval)
+        return img + rgb.to(img.dtype).unsqueeze(-1).unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"alphastd={self.alphastd}"
+
+
+class MatchChannels(nn.Module):
+    """Give a float image the model's channel count: grey replicated to RGB, or RGB
+    reduced to luma (ITU-R 601 weights) for one-channel models."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"input channels must be 1 or 3, got {channels}")
+        self.channels = channels
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        c = img.shape[-3]
+        if c == self.channels:
+            return img
+        if c == 1:
+            return img.expand(*img.shape[:-3], 3, *img.shape[-2:]).clone()
+        weights = torch.tensor(_LUMA, dtype=img.dtype).view(3, 1, 1)
+        return (img * weights).sum(-3, keepdim=True)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+def _resize_side(size: int) -> int:
+    """The resize side for a crop of ``size``: the papers' 256 for 224."""
+    return round(size * 256 / 224)
+
+
+def _geometry(preset: str, train: bool, h: int, w: int) -> list:
+    if preset == "cifar":
+        # "mirroring and shifting" (He et al. 2016, Sec. 4.2): pad 4, random crop, flip.
+        # Resize is a no-op for 32x32 data fed to a 32x32 model.
+        ops: list = [v2.Resize((h, w), antialias=True)]
+        if train:
+            ops += [v2.RandomCrop((h, w), padding=round(4 * h / 32)), v2.RandomHorizontalFlip()]
+        return ops
+    if preset == "imagenet":
+        if train:  # scale augmentation (Szegedy et al. 2015, Sec. 6), as torchvision's recipe
+            return [v2.RandomResizedCrop((h, w), antialias=True), v2.RandomHorizontalFlip()]
+        return [v2.Resize(_resize_side(min(h, w)), antialias=True), v2.CenterCrop((h, w))]
+    if preset == "alexnet":
+        # Sec. 2: shorter side to 256, central 256x256 patch; Sec. 4.1: random 224 patches
+        # and their mirrors. Lighting is added after conversion to float (see Lighting).
+        side = _resize_side(min(h, w))
+        ops = [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+        if train:
+            return ops + [v2.RandomCrop((h, w)), v2.RandomHorizontalFlip()]
+        return ops[:1] + [v2.CenterCrop((h, w))]
+    if preset == "digits":
+        # Bilinear upsampling of the 8x8 digits; small shifts, rotations and scalings in
+        # training (no flips: mirrored digits are other shapes).
+        ops = [v2.Resize((h, w), interpolation=v2.InterpolationMode.BILINEAR, antialias=False)]
+        if train:
+            ops.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+        return ops
+    if preset == "full":
+        # AlexNet's test input (Sec. 2): the central square of the image resized to 256,
+        # left uncropped for evaluate()'s 10-crop, multi-crop and dense modes.
+        side = _resize_side(min(h, w))
+        return [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+    if preset == "none":
+        return [v2.Resize((h, w), antialias=True)]
+    raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
+
+
+_PRESETS = {
+    "cifar": "4-pixel pad + random crop + horizontal flip (train); normalise only (eval)",
+    "imagenet": "random-resized crop + flip (train); resize 256 + centre crop 224 (eval)",
+    "alexnet": "random 224 crop of the 256x256 image + flip + PCA lighting noise (train); "
+               "centre 224 crop (eval)",
+    "digits": "bilinear resize + small random affine shift/rotation/scale (train); resize (eval)",
+    "full": "shorter side to 256/224 of the input, central square, no crop to the input size: "
+            "the whole image for 10-crop, multi-crop and dense evaluation (no augmentation)",
+    "none": "resize to the input size, normalise; no augmentation",
+}
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description, in a fixed order."""
+    return dict(_PRESETS)
+
+
+def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int],
+                    mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """The pipeline of ``preset`` for a model taking ``input_size = (C, H, W)``.
+
+    ``mean``/``std`` are the dataset's per-channel statistics of values in [0, 1]
+    (one value for grey data, three for RGB); they are adapted to ``C`` the same way as
+    the image (replicated, or luma-weighted for one-channel models from RGB data).
+    """
+    c, h, w = input_size
+    if preset not in _PRESETS:
+        raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
+    mean_c, std_c = _match_stats(mean, std, c)
+    ops = [_ToImage(), *_geometry(preset, train, h, w), v2.ToDtype(torch.float32, scale=True)]
+    if preset == "alexnet" and train:
+        ops.append(_RGBOnly(Lighting()))
+    ops += [MatchChannels(c), v2.Normalize(mean_c, std_c), _Plain()]
+    return v2.Compose(ops)
+
+
+def _match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
+    mean, std = list(mean), list(std)
+    if len(mean) != len(std) or len(mean) not in (1, 3):
+        raise ValueError(f"mean/std must have 1 or 3 values, got {mean} and {std}")
+    if len(mean) == c:
+        return mean, std
+    if len(mean) == 1:
+        return mean * c, std * c
+    # RGB statistics for a luma image: exact for the mean; the std assumes perfectly
+    # correlated channels, a close upper bound for natural images.
+    return ([sum(m * k for m, k in zip(mean, _LUMA))], [sum(s * k for s, k in zip(std, _LUMA))])
+
+
+class _ToImage(nn.Module):
+    """PIL or tensor -> tv_tensors.Image, so that v2 treats it as the image."""
+
+    def forward(self, img):
+        return img if isinstance(img, tv_tensors.Image) else v2.functional.to_image(img)
+
+
+class _RGBOnly(nn.Module):
+    """Apply a colour transform only to 3-channel images (grey data passes unchanged)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.inner(img) if img.shape[-3] == 3 else img
+
+
+class _Plain(nn.Module):
+    """Return a plain tensor, so batches hold no tv_tensors subclasses."""
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return img.as_subclass(torch.Tensor)

@@ -1,0 +1,423 @@
+"""Evaluation as the papers report it: top-k error, 10-crop, dense multi-scale, ensembles.
+
+- ``topk_errors``: an example counts as correct at k when its true class is among the k
+  highest scores (ILSVRC's definition, used by every paper of the zoo).
+- ``evaluate``: one pass over a loader in one of four modes. ``"center"`` feeds the
+  loader's images as they are (normally the centre crop of the eval transform).
+  ``"ten_crop"`` takes the 4 corner and the centre crops of each image and their mirrors,
+  and averages the 10 softmax outputs (AlexNet, Krizhevsky et al. 2012, Sec. 4.1).
+  ``"multi_crop"`` takes a regular grid x grid of crops and their mirrors at each scale
+  (VGG, Simonyan & Zisserman 2015, Sec. 4.3: 5 x 5 x 2 = 50 crops per scale).
+  ``"dense"`` applies the convolutionized network to the whole image at each scale,
+  averages the class-score map over positions, and averages the softmax outputs over
+  scales and horizontal flips (OverFeat, Sermanet et al. 2014; VGG Sec. 3.2).
+  ``"multi_crop+dense"`` (VGG's Table 5, their best single-model result) and
+  ``"ten_crop+dense"`` average the softmax outputs of both kinds of view.
+- ``convolutionize``: fully connected layers as convolutions (VGG Sec. 3.2).
+- ``ensemble_predict``: the mean softmax of several models.
+- ``plot_confusion``: a confusion-matrix PNG.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.layers import ConvNet
+
+__all__ = ["EVAL_MODES", "topk_errors", "evaluate", "convolutionize", "ensemble_predict",
+           "plot_confusion"]
+
+EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "multi_crop+dense")
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+def topk_errors(logits: torch.Tensor, targets: torch.Tensor,
+                ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k error in percent for each k, keyed ``"top{k}"``.
+
+    ``logits`` are any scores ``(N, classes)`` (logits, probabilities or log-probabilities
+    rank the same); k larger than the number of classes is clipped to it, so top-5 error
+    on a 3-class problem is 0. Ties are broken by ``torch.topk``.
+    """
+    if logits.ndim != 2 or targets.shape != logits.shape[:1] or len(targets) == 0:
+        raise ValueError(f"expected scores (N, classes) and N targets, N > 0; got "
+                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+    hits = _topk_hits(logits, targets, ks)
+    return {f"top{k}": 100.0 * (1.0 - hits[k] / len(targets)) for k in ks}
+
+
+def _topk_hits(scores: torch.Tensor, targets: torch.Tensor, ks: Sequence[int]) -> dict[int, int]:
+    """How many examples have their true class among the k highest scores, per k."""
+    classes = scores.shape[1]
+    top = scores.topk(min(max(ks), classes), dim=1).indices
+    hit = top == targets.view(-1, 1).to(top.device)
+    return {k: int(hit[:, :min(k, classes)].any(1).sum().item()) for k in ks}
+
+
+def _confusion(targets: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
+    """Counts ``[true, predicted]``."""
+    return torch.bincount(targets * classes + preds, minlength=classes * classes).view(classes, classes)
+
+
+# --- convolutionize ----------------------------------------------------------------------
+
+_ELEMENTWISE = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.ReLU, nn.ReLU6,
+                nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Tanh, nn.Sigmoid,
+                nn.Identity)
+
+
+class _PoolAtLeast(nn.Module):
+    """The adaptive average pool of a VGG-style head, kept only where it changes
+    nothing for dense evaluation: maps smaller than the classifier's K x K window are
+    pooled (stretched) to K, exactly as in the original network; larger maps pass
+    unchanged, so the K x K convolution slides over them (VGG Sec. 3.2)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        target = (max(h, self.size[0]), max(w, self.size[1]))
+        return x if target == (h, w) else F.adaptive_avg_pool2d(x, target)
+
+
+class _GlobalPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+class ConvolutionizedNet(nn.Module):
+    """``head(pool(features(x)))``: a class-score map ``(B, classes, h, w)``. Shares its
+    parameters with the network it was made from (no copy), so it is meant for evaluation."""
+
+    def __init__(self, features: nn.Module, pool: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.features, self.pool, self.head = features, pool, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)))
+
+
+class _Features(nn.Module):
+    def __init__(self, model: ConvNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def _linear_as_conv(fc: nn.Linear, in_channels: int, k: tuple[int, int]) -> nn.Conv2d:
+    conv = nn.Conv2d(in_channels, fc.out_features, k, bias=fc.bias is not None,
+                     device=fc.weight.device, dtype=fc.weight.dtype)
+    # torch.flatten of a (C, kh, kw) map is channel-major, the layout of a conv weight.
+    conv.weight = nn.Parameter(fc.weight.detach().view(fc.out_features, in_channels, *k))
+    if fc.bias is not None:
+        conv.bias = nn.Parameter(fc.bias.detach())
+    return conv
+
+
+def _out_channels(features: nn.Module) -> int | None:
+    channels = None
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            channels = m.out_channels
+        elif isinstance(m, nn.BatchNorm2d):
+            channels = m.num_features
+    return channels
+
+
+def _convolutionize_sequential(model: nn.Module) -> ConvolutionizedNet:
+    """torchvision's VGG / AlexNet layout: features -> avgpool -> flatten -> classifier."""
+    name = type(model).__name__
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    first = linears[0]
+    pool = getattr(model, "avgpool", None)
+    if isinstance(pool, nn.AdaptiveAvgPool2d):
+        size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size,) * 2
+        if None in size:
+            raise ValueError(f"convolutionize: {name}.avgpool keeps a free dimension {size}")
+        k = (int(size[0]), int(size[1]))
+        if first.in_features % (k[0] * k[1]):
+            raise ValueError(f"convolutionize: {name}: {first.in_features} inputs of the first "
+                             f"linear layer do not fit a {k[0]}x{k[1]} map")
+        channels = first.in_features // (k[0] * k[1])
+    elif pool is None or isinstance(pool, nn.Identity):
+        channels = _out_channels(model.features)
+        side = math.isqrt(first.in_features // channels) if channels else 0
+        if not channels or channels * side * side != first.in_features:
+            raise ValueError(f"convolutionize: {name}: cannot infer the square map feeding "
+                             f"the first linear layer ({first.in_features} inputs)")
+        k = (side, side)
+    else:
+        raise ValueError(f"convolutionize: {name}.avgpool is {type(pool).__name__}, "
+                         "expected AdaptiveAvgPool2d or none")
+    nonlinear_head = len(linears) > 1
+    head: list[nn.Module] = []
+    seen_linear = False
+    for m in model.classifier:
+        if isinstance(m, nn.Linear):
+            head.append(_linear_as_conv(m, channels if not seen_linear else m.in_features,
+                                        k if not seen_linear else (1, 1)))
+            seen_linear = True
+        elif isinstance(m, nn.Flatten) and not seen_linear:
+            continue
+        elif isinstance(m, _ELEMENTWISE):
+            head.append(m)
+        else:
+            raise ValueError(f"convolutionize: {name}.classifier holds a {type(m).__name__}, "
+                             "which has no convolutional equivalent here")
+    if k == (1, 1) and nonlinear_head:
+        # A global-pooling net with a multi-layer head: non-linearities between the layers
+        # do not commute with averaging, so pooling stays global (a 1x1 score map).
+        pooling: nn.Module = _GlobalPool()
+    else:
+        pooling = _PoolAtLeast(k)
+    return ConvolutionizedNet(model.features, pooling, nn.Sequential(*head))
+
+
+def convolutionize(model: nn.Module) -> ConvolutionizedNet:
+    """The network with its fully connected layers turned into equivalent convolutions.
+
+    The result maps an image ``(B, C, H, W)`` to a class-score map ``(B, classes, h, w)``
+    and shares its parameters with ``model``. At the original input size the average of
+    the map over positions equals the original logits (for VGG and AlexNet the map is
+    1 x 1 there); on a larger image it gives one score vector per window position.
+
+    - torchvision-style VGG/AlexNet (``features``, ``avgpool``, ``classifier``
+      Sequential): the first linear layer, after flattening a C x K x K map, becomes a
+      K x K convolution, later ones 1 x 1 convolutions (VGG Sec. 3.2); dropout and
+      activations are kept (dropout is inert in eval mode).
+    - convnets ``ConvNet`` models with the standard head (global average pool, then the
+      classifier): the classifier becomes a 1 x 1 convolution applied before pooling,
+      which commutes with the (linear) average.
+    """
+    features = getattr(model, "features", None)
+    classifier = getattr(model, "classifier", None)
+    if (isinstance(features, nn.Module) and isinstance(classifier, nn.Sequential)
+            and any(isinstance(m, nn.Linear) for m in classifier)):
+        return _convolutionize_sequential(model)
+    if isinstance(model, ConvNet):
+        if type(model).forward_head is not ConvNet.forward_head:
+            raise ValueError(f"convolutionize: {type(model).__name__} has its own forward_head; "
+                             "only the standard global-pool + linear head is supported")
+        fc = model.get_classifier()
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(f"convolutionize: {type(model).__name__}'s classifier is not Linear")
+        return ConvolutionizedNet(_Features(model), nn.Identity(),
+                                  _linear_as_conv(fc, fc.in_features, (1, 1)))
+    raise ValueError(f"convolutionize: {type(model).__name__} is neither a VGG/AlexNet-style "
+                     "network (features, avgpool, classifier) nor a convnets ConvNet")
+
+
+# --- prediction --------------------------------------------------------------------------
+
+class _EvalMode:
+    """Put models in eval mode for a block and restore their training flags after."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        self.models = models
+
+    def __enter__(self) -> None:
+        self.flags = [m.training for m in self.models]
+        for m in self.models:
+            m.eval()
+
+    def __exit__(self, *exc) -> None:
+        for m, flag in zip(self.models, self.flags):
+            m.train(flag)
+
+
+def ensemble_predict(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The average of the models' softmax outputs for ``x`` ``(B, classes)``, computed in
+    eval mode without gradients (the training flags are restored)."""
+    models = list(models)
+    if not models:
+        raise ValueError("ensemble_predict needs at least one model")
+    with _EvalMode(models), torch.no_grad():
+        return torch.stack([F.softmax(m(x).float(), dim=1) for m in models]).mean(0)
+
+
+def _rescale(x: torch.Tensor, shorter: int | None) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if shorter is None or shorter == min(h, w):
+        return x
+    size = (round(h * shorter / min(h, w)), round(w * shorter / min(h, w)))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _grid_offsets(size: int, crop: int, n: int) -> list[int]:
+    return [round(i * (size - crop) / (n - 1)) for i in range(n)] if n > 1 else [(size - crop) // 2]
+
+
+def _views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None, x: torch.Tensor,
+           mode: str, scales: Sequence[int | None], crop: tuple[int, int] | None,
+           flip: bool, grid: int) -> list[torch.Tensor]:
+    """Log-softmax outputs ``(B, classes)`` of every model for every view of ``x``."""
+    from torchvision.transforms.v2.functional import ten_crop
+
+    if mode == "center":
+        return [F.log_softmax(net(x).float(), dim=1) for net in nets]
+    out: list[torch.Tensor] = []
+    crop = crop or (round(min(x.shape[-2:]) * 224 / 256),) * 2
+    for q in scales:
+        xs = _rescale(x, q)
+        h, w = xs.shape[-2:]
+        if "crop" in mode and (crop[0] > h or crop[1] > w):
+            raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the image {h}x{w}")
+        if "ten_crop" in mode:
+            crops = torch.cat(ten_crop(xs, list(crop)))  # 10 * B images, one forward per model
+            for net in nets:
+                out += list(F.log_softmax(net(crops).float(), dim=1).chunk(10))
+        if "multi_crop" in mode:  # VGG Sec. 4.3: a regular grid of crops and their mirrors
+            for top in _grid_offsets(h, crop[0], grid):
+                row = [xs[..., top:top + crop[0], left:left + crop[1]]
+                       for left in _grid_offsets(w, crop[1], grid)]
+                row = torch.cat(row + [r.flip(-1) for r in row])  # one forward per grid row
+                for net in nets:
+                    out += list(F.log_softmax(net(row).float(), dim=1).chunk(2 * grid))
+        if "dense" in mode:
+            for img in ([xs, xs.flip(-1)] if flip else [xs]):
+                for net in dense_nets:
+                    score_map = net(img).float()
+                    out.append(F.log_softmax(score_map.mean((2, 3)), dim=1))
+    return out
+
+
+def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
+             device: str | torch.device = "cpu", mode: str = "center",
+             scales: Sequence[int] | None = None, crop_size: int | tuple[int, int] | None = None,
+             flip: bool = True, grid: int = 5, amp_dtype: torch.dtype | None = None,
+             num_classes: int | None = None) -> dict:
+    """Evaluate ``model`` (or an ensemble: a list of models, softmax outputs averaged) on
+    ``loader``'s ``(images, labels)`` batches.
+
+    ``mode`` is one of ``EVAL_MODES`` (see the module docstring). For the multi-view
+    modes the loader gives whole images (for ImageNet, e.g. resized to 256 without
+    cropping; for variable sizes use batch size 1); ``scales`` lists the shorter sides
+    (pixels) at which each image is evaluated (default: as given); ``crop_size`` is the
+    size of the crops, normally the model's input (default: 224/256 of the loader
+    images' shorter side); ``grid`` is the side of the multi-crop grid; ``flip`` adds
+    mirrored images to dense evaluation. Views are combined by averaging softmax outputs
+    (AlexNet, VGG), and the loss is the negative log of that average. Models are moved to
+    ``device``, put in eval mode and restored to their training flags afterwards;
+    ``amp_dtype`` (e.g. ``torch.bfloat16``) enables autocast.
+
+    Returns ``top1``, ``top5`` (error, %), ``loss`` (mean cross-entropy, nats), ``n``,
+    ``confusion`` (int64 tensor [true, predicted]) and ``per_class_accuracy`` (float
+    tensor, %, NaN for classes absent from the data).
+    """
+    if mode not in EVAL_MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}; choose from {', '.join(EVAL_MODES)}")
+    nets = list(model) if isinstance(model, (list, tuple)) else [model]
+    device = torch.device(device)
+    for net in nets:
+        net.to(device)
+    dense_nets = [_dense_net(net) for net in nets] if "dense" in mode else None
+    crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+    scale_list: list[int | None] = list(scales) if scales else [None]
+
+    confusion = None
+    loss_sum, n = 0.0, 0
+    with _EvalMode(nets), torch.inference_mode():
+        for batch in loader:
+            x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                                enabled=amp_dtype is not None):
+                logp = _views(nets, dense_nets, x, mode, scale_list, crop, flip, grid)
+            # log of the mean of the views' probabilities, computed stably
+            logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
+            if confusion is None:
+                classes = num_classes or logp.shape[1]
+                confusion = torch.zeros(classes, classes, dtype=torch.int64)
+                top_hits = {1: 0, 5: 0}
+            loss_sum += F.nll_loss(logp, y, reduction="sum").item()
+            for k, hits in _topk_hits(logp, y, (1, 5)).items():
+                top_hits[k] += hits
+            confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), classes)
+            n += len(y)
+    if n == 0:
+        raise ValueError("evaluate: the loader gave no data")
+    support = confusion.sum(1)
+    per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
+                            torch.tensor(float("nan"), dtype=torch.float64))
+    return {"top1": 100.0 * (1 - top_hits[1] / n), "top5": 100.0 * (1 - top_hits[5] / n),
+            "loss": loss_sum / n, "n": n, "confusion": confusion,
+            "per_class_accuracy": per_class.float()}
+
+
+def _dense_net(net: nn.Module) -> nn.Module:
+    """The convolutionized network; for a ConvNet whose head cannot be converted, the net
+    itself on the whole image (its global pooling already averages over positions)."""
+    try:
+        return convolutionize(net)
+    except ValueError:
+        if isinstance(net, ConvNet):
+            return _AsScoreMap(net)
+        raise
+
+
+class _AsScoreMap(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, :, None, None]
+
+
+# --- figures -----------------------------------------------------------------------------
+
+def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: str | Path, *,
+                   title: str = "Confusion matrix") -> Path:
+    """Write the confusion matrix ``[true, predicted]`` as a PNG and return its path.
+
+    Colours show each row normalised to 1 (the fraction of a true class given each
+    prediction), so rare and common classes read alike; counts are printed in the cells
+    up to 20 classes, class names on the axes up to 100 (beyond that, indices only).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    m = torch.as_tensor(matrix).detach().cpu().to(torch.float64)
+    k = m.shape[0]
+    if m.ndim != 2 or m.shape[1] != k or len(class_names) != k:
+        raise ValueError(f"plot_confusion: a {k}x{k} matrix needs {k} class names, "
+                         f"got shape {tuple(m.shape)} and {len(class_names)} names")
+    rows = m / m.sum(1, keepdim=True).clamp_min(1)
+    total = int(m.sum().item())
+    accuracy = 100.0 * m.diag().sum().item() / max(total, 1)
+
+    side = min(24.0, max(6.0, 2.5 + 0.2 * k))
+    fig = Figure(figsize=(side + 1.5, side), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(rows.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, shrink=0.6 if k > 20 else 1.0,
+                 label="fraction of the true class")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{title}: n = {total}, accuracy {accuracy:.2f}%")
+    if k <= 100:
+        fontsize = 10 if k <= 20 else 8 if k <= 50 else 7
+        ax.set_xticks(range(k), [str(c) for c in class_names], rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(k), [str(c) for c in class_names], fontsize=fontsize)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                count = int(m[i, j].item())
+                if count:
+                    ax.text(j, i, str(count), ha="center", va="center", fontsize=9,
+                            color="white" if rows[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
