@@ -18,7 +18,6 @@ All three share one class; the layouts are data.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvNet
@@ -28,18 +27,24 @@ __all__ = ["AlexNet"]
 
 # A layout is a sequence of ops: ("conv", out, kernel, stride, padding, groups) adds a
 # convolution and its ReLU, "lrn" a local response normalisation, "pool" a 3x3/2 max pool.
-Layout = tuple
+Layout = tuple[tuple[str, int, int, int, int, int] | str, ...]
 
 _TORCHVISION: Layout = (
     ("conv", 64, 11, 4, 2, 1), "pool", ("conv", 192, 5, 1, 2, 1), "pool",
     ("conv", 384, 3, 1, 1, 1), ("conv", 256, 3, 1, 1, 1), ("conv", 256, 3, 1, 1, 1), "pool",
 )
-# Section 3.3-3.5: normalisation follows the ReLU of layers 1 and 2, pooling follows it.
-# Padding 2 on a 224 input gives the paper's 55x55 first maps.
-_PAPER: Layout = (
-    ("conv", 96, 11, 4, 2, 1), "lrn", "pool", ("conv", 256, 5, 1, 2, 2), "lrn", "pool",
-    ("conv", 384, 3, 1, 1, 1), ("conv", 384, 3, 1, 1, 2), ("conv", 256, 3, 1, 1, 2), "pool",
-)
+
+
+def _paper_layout(groups: int) -> Layout:
+    """Sections 3.3-3.5: normalisation follows the ReLU of layers 1 and 2, pooling follows
+    it; conv2, conv4 and conv5 see only their own GPU's maps (Figure 2) when ``groups=2``.
+    Padding 2 on a 224 input gives the paper's 55x55 first maps."""
+    g = groups
+    return (
+        ("conv", 96, 11, 4, 2, 1), "lrn", "pool", ("conv", 256, 5, 1, 2, g), "lrn", "pool",
+        ("conv", 384, 3, 1, 1, 1), ("conv", 384, 3, 1, 1, g), ("conv", 256, 3, 1, 1, g), "pool",
+    )
+
 # Figure 3: 224 -> 110 (conv1) -> 55 (pool) -> 26 (conv2) -> 13 (pool) -> 13 -> 6 (pool);
 # the pools round up (as Caffe's), which the figure's 55 and 13 require.
 _ZF: Layout = (
@@ -131,17 +136,15 @@ def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
 def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.5) -> AlexNet:
     if groups not in (1, 2):
         raise ValueError(f"groups must be 1 (dense) or 2 (the paper's two GPUs), got {groups}")
-    layout = tuple(op[:5] + (min(op[5], groups),) if isinstance(op, tuple) else op
-                   for op in _PAPER)
-    model = AlexNet(layout=layout, num_classes=num_classes, dropout=dropout)
+    model = AlexNet(layout=_paper_layout(groups), num_classes=num_classes, dropout=dropout)
     _init_gaussian(model, one_bias={1, 3, 4, 5, 6})
     return model
 
 
 @register_model(family="alexnet", paper="Zeiler, Fergus, Visualizing and Understanding "
                 "Convolutional Networks", year=2014, **_IMAGENET, params=62_357_608,
-                notes="Table 2: 1 convnet (Fig. 3 layout) 38.4 top-1 / 16.5 top-5 on "
-                      "ILSVRC-2012 val, from multiple crops, so no single-crop figure")
+                notes="Table 2: one Fig. 3 convnet, 38.4 top-1 / 16.5 top-5 ILSVRC-2012 val "
+                      "error, with the paper's multi-view test protocol (not single-crop)")
 def zfnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     model = AlexNet(layout=_ZF, ceil_pool=True, num_classes=num_classes, dropout=dropout)
     _init_gaussian(model, one_bias=set())
