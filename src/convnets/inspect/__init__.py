@@ -1,0 +1,1 @@
+"""Looking inside models: what their layers compute on real inputs."""

@@ -1,0 +1,148 @@
+"""The fast gradual update (Section 3.4, Algorithm 1) against the straightforward one.
+
+``GunnLayer.forward`` runs Eq. 4 in one in-place state buffer and back-propagates by
+rebuilding each segment's input from the output; ``_gradual_reference`` concatenates a new
+state per segment and lets autograd keep them all. Both must give the same outputs,
+gradients and batch-norm statistics; the fast one must keep no more for backward than the
+simultaneous layer does plus its own output.
+"""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from convnets.models.gunn import GunnLayer, _GradualUpdate, _layer_params
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def _randomised(layer: GunnLayer, seed: int = 0) -> GunnLayer:
+    # Non-trivial statistics and affine terms, so that eval mode exercises every term.
+    g = torch.Generator().manual_seed(seed)
+    for m in layer.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return layer
+
+
+def _step(layer: GunnLayer, x: torch.Tensor, grad: torch.Tensor, reference: bool):
+    layer.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_()
+    y = layer._gradual_reference(x) if reference else layer(x)
+    y.backward(grad)
+    return y.detach(), x.grad, [p.grad for p in layer.parameters()], [b.clone() for b in layer.buffers()]
+
+
+CONFIGS = [
+    dict(segments=3, units=1, projection=True, residual=True),
+    dict(segments=4, units=1, projection=False, residual=True),
+    dict(segments=3, units=1, projection=True, residual=False),
+    dict(segments=4, units=2, projection=True, residual=True),
+    dict(segments=3, units=2, projection=False, residual=False),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k[0]}{int(v)}" for k, v in c.items()))
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "cl"])
+def test_fast_update_equals_the_straightforward_one(cfg, train, channels_last):
+    torch.manual_seed(0)
+    cfg = dict(cfg)
+    fast = _randomised(GunnLayer(12, cfg.pop("segments"), expansion=2, **cfg)).train(train)
+    ref = copy.deepcopy(fast)
+    initial = [b.clone() for b in fast.buffers()]
+    x = torch.randn(3, 12, 6, 6)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(3, 12, 6, 6)
+    y_f, gx_f, gp_f, buf_f = _step(fast, x, grad, reference=False)
+    y_r, gx_r, gp_r, buf_r = _step(ref, x, grad, reference=True)
+    assert _rel(y_f, y_r) < 1e-5
+    assert _rel(gx_f, gx_r) < 1e-5
+    assert len(gp_f) == len(gp_r) and all(g is not None for g in gp_f)
+    for (name, _), a, b in zip(fast.named_parameters(), gp_f, gp_r):
+        assert _rel(a, b) < 1e-5, name
+    for (name, _), a, b in zip(fast.named_buffers(), buf_f, buf_r):
+        assert torch.equal(a, b) if a.dtype == torch.long else _rel(a, b) < 1e-5, name
+    # In train mode the step moved the running statistics (so comparing them means something).
+    assert torch.equal(buf_f[0], initial[0]) != train
+    # The input is never written to, and the output keeps the input's memory format.
+    assert y_f.is_contiguous() == x.is_contiguous()
+
+
+def test_running_statistics_move_like_the_reference_over_several_steps():
+    torch.manual_seed(1)
+    fast = GunnLayer(12, 4, units=2).train()
+    ref = copy.deepcopy(fast)
+    before = fast.units[0].bn1.running_mean.clone()
+    for _ in range(3):
+        x = torch.randn(3, 12, 6, 6)
+        fast(x).sum().backward()
+        ref._gradual_reference(x).sum().backward()
+    assert not torch.allclose(before, fast.units[0].bn1.running_mean)
+    for (name, a), b in zip(fast.named_buffers(), ref.buffers()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+    assert int(fast.units[0].bn1.num_batches_tracked) == 3
+
+
+def test_without_grad_the_fast_forward_equals_the_reference():
+    layer = _randomised(GunnLayer(12, 3, units=2)).eval()
+    x = torch.randn(3, 12, 6, 6)
+    with torch.no_grad():
+        assert _rel(layer(x), layer._gradual_reference(x)) < 1e-5
+
+
+def test_input_is_left_untouched():
+    layer = GunnLayer(12, 3).train()
+    x = torch.randn(3, 12, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    before = x.detach().clone()
+    layer(x).sum().backward()
+    assert torch.equal(x.detach(), before)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_gradcheck_float64(train):
+    torch.manual_seed(2)
+    layer = _randomised(GunnLayer(4, 2, units=2)).double().train(train)
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in _layer_params(layer)]
+    assert torch.autograd.gradcheck(lambda inp, *ps: _GradualUpdate.apply(layer, inp, *ps),
+                                    (x, *params), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
+
+
+def _saved_bytes(fn) -> int:
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("units", [1, 2])
+def test_fast_update_keeps_what_the_simultaneous_layer_keeps(units):
+    """Algorithm 1's promise (Section 3.4): beyond the layer's own output, the gradual layer
+    keeps for backward exactly the bytes the simultaneous layer keeps; the straightforward
+    one keeps one copy of the state per segment on top."""
+    layer = GunnLayer(24, 6, units=units).train()
+    x = torch.randn(2, 24, 8, 8, requires_grad=True)
+    out_bytes = x.numel() * x.element_size()
+    fast = _saved_bytes(lambda: layer(x))
+    ref = _saved_bytes(lambda: layer._gradual_reference(x))
+    layer.gradual = False
+    sunn = _saved_bytes(lambda: layer(x))
+    # BN's per-segment mean / inverse std are P small vectors instead of one long one; the
+    # stacked weights are joined per call.
+    slack = 64 * 1024
+    assert fast <= sunn + out_bytes + slack
+    assert ref >= sunn + (layer.segments - 1) * out_bytes
