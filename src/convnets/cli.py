@@ -79,6 +79,152 @@ def cmd_info(args: argparse.Namespace) -> None:
             print(f"{key:<12} {value}")
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs, got {text!r}") from None
+
+
+# Options of `train` that set a TrainConfig field; None means "not given".
+_TRAIN_FIELDS = {
+    "model": "model", "data": "data", "preset": "preset", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "wd": "weight_decay", "momentum": "momentum",
+    "nesterov": "nesterov", "schedule": "schedule", "milestones": "milestones",
+    "warmup": "warmup_epochs", "label_smoothing": "label_smoothing", "init": "init",
+    "amp": "amp", "channels_last": "channels_last", "accum_steps": "accum_steps", "ema": "ema",
+    "snapshot_ensemble": "snapshot_ensemble", "seed": "seed", "deterministic": "deterministic",
+    "sync_bn": "sync_bn", "workers": "workers", "device": "device",
+}
+_RESUME_MAY_CHANGE = {"workers", "device"}  # do not change what is computed
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    from .engine.config import load_config, recipe_config
+    from .engine.train import fit
+
+    given = {field: getattr(args, opt) for opt, field in _TRAIN_FIELDS.items()
+             if getattr(args, opt) is not None}
+    if args.resume:
+        fixed = sorted(k for k in given if k not in _RESUME_MAY_CHANGE)
+        if args.recipe or args.out or fixed:
+            what = f"--{(fixed[0] if fixed else 'recipe' if args.recipe else 'out').replace('_', '-')}"
+            raise UserError(f"--resume continues a run with its saved config; {what} cannot be "
+                            "given with it (only --workers and --device can)")
+        if not os.path.isdir(args.resume):
+            raise UserError(f"run directory not found: {args.resume}")
+        cfg = load_config(os.path.join(args.resume, "config.json")).replace(**given)
+        run_dir = args.resume
+    else:
+        cfg = recipe_config(args.recipe or "digits", **given)
+        run_dir = args.out
+    result = fit(cfg, run_dir, resume=bool(args.resume))
+    last = result["last"]
+    if last is not None:
+        print(f"done: {result['run_dir']}  test top-1 error {last['test_top1']:.2f}%  "
+              f"top-5 error {last['test_top5']:.2f}%  (epoch {last['epoch']})")
+
+
+def cmd_recipes(args: argparse.Namespace) -> None:
+    from .data import list_presets
+    from .engine.config import RECIPES, TrainConfig
+
+    for recipe in RECIPES.values():
+        cfg = TrainConfig(**recipe.settings)
+        momentum = f"{cfg.momentum} {'Nesterov' if cfg.nesterov else 'plain'}"
+        sched = (f"step /{1 / cfg.gamma:g} at {', '.join(map(str, cfg.milestones))}"
+                 if cfg.schedule == "step" else "cosine")
+        if cfg.warmup_epochs:
+            sched += f", {cfg.warmup_epochs:g} warm-up epochs"
+        print(f"{recipe.name}  ({recipe.source})")
+        print(f"  model {cfg.model}, data preset {cfg.preset or 'the dataset default'}, "
+              f"{cfg.epochs} epochs, batch {cfg.batch_size}")
+        print(f"  SGD lr {cfg.lr:g}, momentum {momentum}, weight decay {cfg.weight_decay:g}, "
+              f"schedule {sched}")
+        if recipe.notes:
+            print(f"  {recipe.notes}")
+        print()
+    print("data presets (--preset):")
+    for name, text in list_presets().items():
+        print(f"  {name:<10} {text}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .engine.runs import evaluate_targets
+
+    if args.scales and args.crops == "center":
+        raise UserError("--scales applies to --crops ten, dense and ten+dense")
+    res = evaluate_targets(args.targets, data=args.data, preset=args.preset, model=args.model,
+                           ema=args.ema, crops=args.crops, scales=args.scales,
+                           batch_size=args.batch_size, workers=args.workers, device=args.device,
+                           out=args.out)
+    what = f"ensemble of {res['members']}" if res["members"] > 1 else "model"
+    print(f"{what}, {args.crops} crops, {res['n']} test images")
+    print(f"top-1 error {res['top1']:.2f}%  top-5 error {res['top5']:.2f}%  loss {res['loss']:.4f}")
+    per_class = res["per_class_accuracy"].tolist()
+    if len(per_class) <= 20:
+        names = res["classes"] or [str(i) for i in range(len(per_class))]
+        print("per-class accuracy: " + "  ".join(f"{name} {acc:.1f}%" for name, acc in zip(names, per_class)))
+    if res["out"]:
+        print(f"wrote {res['out']}/eval.json" + (" and confusion.png" if len(per_class) <= 100 else ""))
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    import itertools
+
+    from torch.utils.data import DataLoader
+
+    from .data import open_dataset
+    from .inspect.singularity import analyze_singularities
+    from .models import create_model, load_weights, model_info
+    from .models.registry import read_state_dict
+    from .perf.profile import parse_input_size
+
+    if args.analysis != "singularity":
+        raise UserError("choose an analysis: `convnets analyze singularity MODEL ...`")
+    if args.batches < 1 or args.batch_size < 1:
+        raise UserError("--batches and --batch-size must be at least 1")
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    info, weights, data = model_info(args.model), args.weights, args.data
+    if args.run:
+        from .engine.runs import resolve_target
+
+        target = resolve_target(args.run)
+        if target.model != info.name:
+            raise UserError(f"{args.run} holds a {target.model}, not a {info.name}")
+        weights = target.weights[0] if target.weights else None
+        if data is None and target.config is not None:
+            data = target.config.data
+    model = create_model(info.name)
+    if weights:
+        state = read_state_dict(weights)
+        head = state.get(f"{model.classifier_path}.weight")
+        if head is not None and head.shape[0] != model.num_classes:
+            model.reset_classifier(head.shape[0])
+        load_weights(model, state)
+    size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else info.input_size
+    dataset = open_dataset(data, "test", input_size=size, train_transform=False)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
+    batches = (x for x, _ in itertools.islice(loader, args.batches))
+    rows = analyze_singularities(model.eval(), batches, threshold=args.threshold)
+    width = max(len("layer"), *(len(r.name) for r in rows))
+    header = (f"{'layer':<{width}}  {'kind':<12} {'channels':>8} {'dead':>5} "
+              f"{'collapsed':>9} {'of pairs':>9} {'PR':>8} {'dims99':>6}")
+    print(f"{info.name}{' (' + weights + ')' if weights else ' (initialisation)'}, "
+          f"{min(args.batches, len(loader))} batch(es) of {data or 'digits'} test images")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.kind:<12} {r.channels:>8} {r.dead:>5} {r.collapsed_pairs:>9} "
+              f"{r.pairs:>9} {r.participation_ratio:>8.1f} {r.dims99:>6}")
+    print(f"collapsed: live channel pairs with |correlation| > {args.threshold} over images and "
+          "positions; PR: participation ratio of the channel covariance eigenvalues; dims99: "
+          "eigenvalues holding 99% of the variance.")
+
+
 # --- parser ----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +246,75 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what the literature says about a model")
     p.add_argument("model", help="model name")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a model (default: ResNet-20 on the built-in digits)")
+    p.add_argument("model", nargs="?", help="model name (default: the recipe's model)")
+    p.add_argument("--data", help="dataset: digits (default), synthetic[:N], cifar10:DIR, "
+                   "cifar100:DIR, imagenet:DIR, folder:DIR")
+    p.add_argument("--recipe", help="named hyper-parameters (default digits; `convnets recipes`)")
+    p.add_argument("--preset", help="augmentation preset (default: the dataset's)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="per process")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--wd", type=float, help="weight decay")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--schedule", choices=["step", "cosine"])
+    p.add_argument("--milestones", type=_int_list, help="epochs where lr is divided by 10, e.g. 150,225")
+    p.add_argument("--warmup", type=float, help="linear warm-up epochs")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--init", choices=["default", "he", "lsuv"])
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (fp16: GPU only)")
+    p.add_argument("--channels-last", action="store_const", const=True, default=None)
+    p.add_argument("--accum-steps", type=int, help="micro-batches per optimizer step")
+    p.add_argument("--ema", type=float, nargs="?", const=0.999, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (default decay 0.999)")
+    p.add_argument("--snapshot-ensemble", type=int, metavar="M",
+                   help="M cosine cycles with restarts, one snapshot each")
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_const", const=True, default=None)
+    p.add_argument("--sync-bn", action="store_const", const=True, default=None)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5 error of runs, checkpoints or models (several: ensemble)")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="run directory, weights file (.safetensors/.pt) or model name")
+    p.add_argument("--data", help="dataset spec (default: the run's)")
+    p.add_argument("--preset", help="evaluation preset (default: the run's or the dataset's)")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--crops", choices=["center", "ten", "dense", "ten+dense"], default="center",
+                   help="centre crop, 10 crops (AlexNet), dense multi-scale (VGG), or both")
+    p.add_argument("--scales", type=_int_list, help="dense evaluation: shorter sides, e.g. 256,384,512")
+    p.add_argument("--ema", action="store_true", help="evaluate a run's EMA weights")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="where to write eval.json and confusion.png (default: the run directory)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("recipes", help="the papers' training recipes and the data presets")
+    p.set_defaults(func=cmd_recipes)
+    p = sub.add_parser("analyze", help="inspect activations: `analyze singularity` counts collapsed "
+                                       "channels and effective dimensionality per layer")
+    p.set_defaults(func=cmd_analyze, analysis=None)
+    analyses = p.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=_Parser)
+    q = analyses.add_parser("singularity", help="collapsed channel pairs and effective dimensionality "
+                                                "(Orhan & Pitkow 2018; GUNN paper Section 4)")
+    q.add_argument("model", help="model name (see `convnets models`)")
+    source = q.add_mutually_exclusive_group()
+    source.add_argument("--weights", help="a weights file (default: the model's initialisation)")
+    source.add_argument("--run", help="a run directory: its last checkpoint and its dataset")
+    q.add_argument("--data", help="dataset spec (default: the run's, else the built-in digits)")
+    q.add_argument("--batches", type=int, default=4, help="test batches to analyse (default 4)")
+    q.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    q.add_argument("--threshold", type=float, default=0.99,
+                   help="|correlation| above which two channels count as collapsed (default 0.99)")
+    q.add_argument("--input-size", help="S, HxW or CxHxW (default: the model's own)")
+    q.set_defaults(func=cmd_analyze)
     return parser
 
 

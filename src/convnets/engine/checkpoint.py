@@ -139,15 +139,19 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, epoch: int, step: int,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                     scaler: Any = None, ema: nn.Module | None = None,
-                    extra: dict[str, Any] | None = None, keep_last: int = 1) -> str:
-    """Save the training state after ``epoch`` epochs; returns the checkpoint directory."""
+                    extra: dict[str, Any] | None = None, rng: list[dict] | None = None,
+                    keep_last: int = 1) -> str:
+    """Save the training state after ``epoch`` epochs; returns the checkpoint directory.
+
+    ``rng`` lists the RNG states of every process (rank order) in data-parallel runs;
+    by default it is this process's."""
     run_dir = os.fspath(run_dir)
     name = f"epoch-{epoch:04d}"
     ckpt_dir = os.path.join(run_dir, "checkpoints", name)
     os.makedirs(ckpt_dir, exist_ok=True)
     meta = {"epoch": str(epoch), "step": str(step)}
     save_weights(os.path.join(ckpt_dir, "model.safetensors"), _unwrap(model).state_dict(), meta)
-    state: dict[str, Any] = {"epoch": epoch, "step": step, "rng": rng_state(), "extra": extra or {}}
+    state: dict[str, Any] = {"epoch": epoch, "step": step, "rng": rng or [rng_state()], "extra": extra or {}}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
@@ -196,7 +200,7 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
 def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                     scaler: Any = None, ema: nn.Module | None = None,
-                    restore_rng: bool = True) -> dict[str, Any]:
+                    restore_rng: bool = True, rank: int = 0) -> dict[str, Any]:
     """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra)."""
     record = latest_checkpoint(run_dir)
     ckpt_dir = record["dir"]
@@ -220,5 +224,6 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
         _unwrap(ema.module).load_state_dict(load_weights_file(ema_path))
         ema.n_averaged.copy_(state["ema_n_averaged"])
     if restore_rng:
-        set_rng_state(state["rng"])
+        states = state["rng"]
+        set_rng_state(states[rank] if rank < len(states) else states[0])
     return state

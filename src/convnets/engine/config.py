@@ -22,7 +22,7 @@ class TrainConfig:
     training split; the learning rate is updated after every optimizer step.
     """
 
-    model: str = "lenet5"
+    model: str = "resnet20"
     data: str | None = None              # dataset spec; None = the built-in digits
     preset: str | None = None            # augmentation preset; None = the dataset's default
     recipe: str = "digits"
@@ -67,8 +67,7 @@ class TrainConfig:
              f"--schedule must be step or cosine, got {self.schedule!r}")
         need(all(0 < m for m in self.milestones) and list(self.milestones) == sorted(self.milestones),
              f"--milestones must be increasing positive epochs, got {self.milestones}")
-        need(0 <= self.warmup_epochs < self.epochs,
-             f"--warmup must be in [0, epochs), got {self.warmup_epochs}")
+        need(self.warmup_epochs >= 0, f"--warmup must be non-negative, got {self.warmup_epochs}")
         need(0 <= self.label_smoothing < 1,
              f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         need(self.init in ("default", "he", "lsuv"), f"--init must be he or lsuv, got {self.init!r}")
@@ -135,10 +134,14 @@ _DENSENET_IMAGENET = dict(preset="imagenet", epochs=90, batch_size=256, lr=0.1, 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     _recipe(
         "digits", "convnets' own small default",
-        "LeNet-5 on the built-in 8x8 digits resized to 32x32; a few minutes on 2 CPU cores. "
-        "Tuned on a validation split carved from the training split.",
-        model="lenet5", epochs=30, batch_size=32, lr=0.05, momentum=0.9, nesterov=True,
-        weight_decay=5e-4, schedule="cosine", warmup_epochs=1.0),
+        "ResNet-20 (He et al. 2016, Section 4.2) on the built-in 8x8 digits resized to 32x32 "
+        "with the digits augmentation; a few minutes on 2 CPU cores. Chosen on 287 "
+        "validation images held out of the training split: ResNet-20 at lr 0.05 for 20 "
+        "epochs, 0.35% validation error (lr 0.1: 0.70%); LeNet-5 stays at 1.05% over lr "
+        "0.005-0.01, 30-60 epochs, label smoothing and seeds (lr 0.02 or batch 16 "
+        "saturates its tanh units), and made 2.22% test error with lr 0.007 for 40 epochs.",
+        model="resnet20", epochs=20, batch_size=32, lr=0.05, momentum=0.9, nesterov=True,
+        weight_decay=5e-4, schedule="cosine", warmup_epochs=1.0, workers=1),
     _recipe(
         "gunn-cifar", "Qiao et al. 2018, Section 6.1 and the authors' code",
         "CIFAR mirroring and shifting; Nesterov momentum without dampening.",

@@ -1,0 +1,134 @@
+"""Data-parallel training with PyTorch's own machinery: ``torchrun`` sets the environment,
+DistributedDataParallel averages gradients, DistributedSampler splits the data.
+
+One process per device. ``torchrun`` exports RANK, WORLD_SIZE, LOCAL_RANK (and
+MASTER_ADDR/MASTER_PORT); without them the run is a single process and nothing here
+touches ``torch.distributed``. Only rank 0 logs and writes checkpoints.
+
+One machine, 4 processes (GPUs, or CPU processes with gloo)::
+
+    torchrun --standalone --nproc-per-node 4 -m convnets train resnet50 --recipe resnet-imagenet --data imagenet:DIR
+
+Two machines with 8 GPUs each (run on both, NODE_RANK 0 and 1; HOST is machine 0)::
+
+    torchrun --nnodes 2 --node-rank NODE_RANK --nproc-per-node 8 --rdzv-backend c10d \
+        --rdzv-endpoint HOST:29500 -m convnets train resnet50 --recipe resnet-imagenet --data imagenet:DIR
+
+``--batch-size`` is per process: the recipes' batch of 256 on 8 GPUs is ``--batch-size 32``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+__all__ = ["DistEnv", "setup", "cleanup", "wrap_model", "make_loader", "all_reduce_sum", "barrier"]
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: torch.device) -> DistEnv:
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return DistEnv()
+    env = DistEnv(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+                  world_size=int(os.environ["WORLD_SIZE"]))
+    if env.world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
+    return env
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device(requested: str, env: DistEnv) -> torch.device:
+    """``auto`` is this process's GPU (LOCAL_RANK) when there is one, else the CPU."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", env.local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"bad --device {requested!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but no CUDA GPU is available")
+        if device.index is None:
+            device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported --device {requested!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def wrap_model(model: nn.Module, env: DistEnv, device: torch.device, sync_bn: bool = False) -> nn.Module:
+    """DistributedDataParallel around ``model`` when there are several processes.
+
+    ``sync_bn`` converts batch norm to SyncBatchNorm, so that its statistics are taken
+    over the global batch rather than each process's share (Goyal et al. 2017 keep
+    per-process statistics on purpose; small per-process batches want them synced).
+    """
+    if not env.distributed:
+        return model
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, env: DistEnv, train: bool, workers: int,
+                seed: int, pin_memory: bool = False) -> DataLoader:
+    """A loader whose order depends only on (seed, epoch): call ``set_epoch(loader, e)``
+    before each epoch. The same sampler serves one process (num_replicas=1), so one
+    process with batch 2B sees exactly the union of two processes' batches of B."""
+    sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
+                                 shuffle=train, seed=seed, drop_last=False)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      drop_last=train, pin_memory=pin_memory, generator=generator,
+                      persistent_workers=False)
+
+
+def set_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
+    """Re-seed the sampler's permutation and the workers' base seed for ``epoch``, so that a
+    resumed run draws the same data order and augmentations as an uninterrupted one."""
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    if loader.generator is not None:
+        loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
+
+
+def all_reduce_sum(values: list[float], device: torch.device, env: DistEnv) -> list[float]:
+    if not env.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()

@@ -1,0 +1,341 @@
+"""The training loop: SGD with the papers' schedules, mixed precision, gradient
+accumulation, EMA, snapshot ensembles, exact resume and data parallelism.
+
+``train_one_epoch`` is one pass over a loader with explicit arguments; ``fit`` builds
+everything from a :class:`~convnets.engine.config.TrainConfig` and owns the run directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import checkpoint as ckpt
+from . import distributed as ddp
+from . import logs
+from .config import TrainConfig
+
+__all__ = ["NonFiniteLossError", "lr_factor", "build_optimizer", "train_one_epoch", "fit",
+           "default_run_dir"]
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite; the run stops with its last good checkpoint."""
+
+
+# --- schedules -------------------------------------------------------------------------
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The multiplier of ``cfg.lr`` for optimizer step ``s`` (0-based)."""
+    total = cfg.epochs * steps_per_epoch
+    warm = round(cfg.warmup_epochs * steps_per_epoch)
+    cycle = math.ceil(total / cfg.snapshot_ensemble) if cfg.snapshot_ensemble else 0
+
+    def factor(s: int) -> float:
+        if cycle:  # Huang et al. 2017 (snapshot ensembles), Eq. 2: restart every T/M steps
+            return 0.5 * (1.0 + math.cos(math.pi * (s % cycle) / cycle))
+        ramp = 0.01 + 0.99 * s / warm if s < warm else 1.0  # Goyal et al. 2017, Sec. 2.2
+        if cfg.schedule == "cosine":  # Loshchilov & Hutter 2017, without restarts
+            progress = min(1.0, max(0, s - warm) / max(1, total - warm))
+            return ramp * 0.5 * (1.0 + math.cos(math.pi * progress))
+        passed = sum(1 for m in cfg.milestones if s >= m * steps_per_epoch)
+        return ramp * cfg.gamma ** passed
+
+    return factor
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    # dampening 0: the "momentum without dampening" of the DenseNet/GUNN Torch code.
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, dampening=0.0,
+                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+# --- one epoch -------------------------------------------------------------------------
+
+def _autocast(device: torch.device, amp: str | None):
+    if amp is None:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+                    device: torch.device, criterion: nn.Module, scheduler: Any = None,
+                    scaler: torch.amp.GradScaler | None = None, amp: str | None = None,
+                    accum_steps: int = 1, ema: nn.Module | None = None,
+                    channels_last: bool = False, env: ddp.DistEnv = ddp.DistEnv(),
+                    epoch: int = 0, progress: bool = False) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, top-1 error (%), images, seconds and
+    optimizer steps, summed over all processes. Raises :class:`NonFiniteLossError`."""
+    from tqdm import tqdm
+
+    model.train()
+    n_batches = len(loader)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, errors, n
+    bad = torch.zeros((), device=device)
+    steps = 0
+    bar = tqdm(total=n_batches * (loader.batch_size or 1), unit="img", unit_scale=True,
+               desc=f"epoch {epoch + 1}", disable=not progress, leave=False, dynamic_ncols=True)
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    for i, (x, y) in enumerate(loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        group_start = i - i % accum_steps
+        group = min(accum_steps, n_batches - group_start)  # the last group may be short
+        last = i == group_start + group - 1
+        sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
+        with sync:
+            with _autocast(device, amp):
+                logits = model(x)
+                loss = criterion(logits, y)
+            # The mean over the accumulated group equals the mean over one batch of that size.
+            scaled = loss / group
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        loss = loss.detach().float()
+        bad += (~torch.isfinite(loss)).float()
+        sums += torch.stack([loss * len(y), (logits.detach().argmax(1) != y).sum(),
+                             torch.tensor(len(y), device=device)]).double()
+        if last:
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            if ema is not None:
+                ema.update_parameters(getattr(model, "module", model))
+            steps += 1
+        # A host sync every few steps, not every step, keeps GPUs busy; a NaN found a few
+        # steps late costs nothing, since no checkpoint is written inside an epoch.
+        if (i + 1) % 20 == 0 or i + 1 == n_batches:
+            flag = bad.clone()
+            if env.distributed:
+                dist.all_reduce(flag)
+            if flag.item() > 0:
+                bar.close()
+                raise NonFiniteLossError(f"the loss became NaN or infinite in epoch {epoch + 1} "
+                                         f"(by batch {i + 1})")
+            bar.set_postfix(loss=f"{sums[0].item() / max(1.0, sums[2].item()):.3f}",
+                            lr=f"{optimizer.param_groups[0]['lr']:.3g}", refresh=False)
+        bar.update(len(y))
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    loss_sum, errors, n = ddp.all_reduce_sum(sums.tolist(), device, env)
+    return {"loss": loss_sum / max(1.0, n), "top1": 100.0 * errors / max(1.0, n), "images": n,
+            "seconds": seconds, "steps": steps}
+
+
+# --- the run ---------------------------------------------------------------------------
+
+def default_run_dir(model: str, root: str = "runs") -> str:
+    return os.path.join(root, f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
+    from ..data import open_dataset
+
+    kw = dict(input_size=input_size, preset=cfg.preset)
+    return (open_dataset(cfg.data, "train", train_transform=True, **kw),
+            open_dataset(cfg.data, "test", train_transform=False, **kw))
+
+
+def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
+        until_epoch: int | None = None, datasets: tuple[Dataset, Dataset] | None = None,
+        log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``cfg.model`` as ``cfg`` says, writing the run directory; returns
+    {"run_dir", "history", "last"}. ``resume`` continues ``run_dir`` from its last
+    checkpoint; ``until_epoch`` stops after that epoch as if interrupted (the schedule
+    still spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``."""
+    device = ddp.local_device(cfg.device, ddp.DistEnv(local_rank=int(os.environ.get("LOCAL_RANK", 0))))
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA GPU (its loss scaling is for GPUs); use --amp bf16")
+    env = ddp.setup(device)
+    try:
+        return _fit(cfg, run_dir, resume, until_epoch, datasets, log, progress, env, device)
+    finally:
+        ddp.cleanup()
+
+
+def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int | None,
+         datasets: tuple[Dataset, Dataset] | None, log: Callable[[str], None],
+         progress: bool | None, env: ddp.DistEnv, device: torch.device) -> dict[str, Any]:
+    from ..models import create_model, model_info
+    from .evaluate import evaluate
+    from .init import apply_init
+
+    main = env.is_main
+    if run_dir is None:
+        run_dir = default_run_dir(cfg.model)
+        if env.distributed:  # every rank must use rank 0's timestamp
+            box = [run_dir]
+            dist.broadcast_object_list(box, src=0)
+            run_dir = box[0]
+    commit = os.path.join(run_dir, ckpt.COMMIT)
+    if resume:
+        ckpt.latest_checkpoint(run_dir)  # fails early with one line when there is none
+    elif os.path.exists(commit) or os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+        raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                         "or choose another --out")
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not cfg.deterministic
+
+    # Data and model. The model is built from the same seed on every rank; DDP also
+    # broadcasts rank 0's weights, so the ranks start identical either way.
+    _seed_everything(cfg.seed)
+    info = model_info(cfg.model)
+    train_set, test_set = datasets or _open_data(cfg, info.input_size)
+    num_classes = getattr(train_set, "num_classes", None) or info.num_classes
+    model = create_model(cfg.model, num_classes=num_classes)
+    train_loader = ddp.make_loader(train_set, batch_size=cfg.batch_size, env=env, train=True,
+                                   workers=cfg.workers, seed=cfg.seed,
+                                   pin_memory=device.type == "cuda")
+    if len(train_loader) == 0:
+        raise ValueError(f"the training split has {len(train_set)} images, fewer than one batch "
+                         f"of {cfg.batch_size} per process")
+    # Its own generator: evaluating must not draw from the global RNG that training uses.
+    test_loader = DataLoader(test_set, batch_size=cfg.batch_size, shuffle=False,
+                             num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                             generator=torch.Generator().manual_seed(cfg.seed))
+    if cfg.init != "default" and not resume:
+        ddp.set_epoch(train_loader, -1, cfg.seed)
+        apply_init(model, cfg.init, next(iter(train_loader))[0][: 256])
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net = ddp.wrap_model(model, env, device, cfg.sync_bn)
+    ema = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.accum_steps)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    start_epoch = step = 0
+    if resume:
+        state = ckpt.load_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
+                                     scaler=scaler, ema=ema, rank=env.rank)
+        start_epoch, step = state["epoch"], state["step"]
+        if main:
+            log(f"resuming {run_dir} after epoch {start_epoch}")
+    else:
+        _seed_everything(cfg.seed + env.rank)  # different augmentations on each rank
+    if main:
+        os.makedirs(run_dir, exist_ok=True)
+        if not resume:
+            cfg.save(os.path.join(run_dir, "config.json"))
+    history = logs.read_history(os.path.join(run_dir, "metrics.jsonl"), start_epoch) if main else []
+    writer = logs.tensorboard(run_dir, start_epoch, log) if main else None
+    show = (sys.stderr.isatty() if progress is None else progress) and main
+    cycle_epochs = cfg.epochs // cfg.snapshot_ensemble if cfg.snapshot_ensemble else 0
+    stop = min(cfg.epochs, until_epoch or cfg.epochs)
+    last_good = start_epoch
+
+    try:
+        for epoch in range(start_epoch, stop):
+            ddp.set_epoch(train_loader, epoch, cfg.seed, env.rank)
+            lr = optimizer.param_groups[0]["lr"]
+            try:
+                tr = train_one_epoch(net, train_loader, optimizer, device=device, criterion=criterion,
+                                     scheduler=scheduler, scaler=scaler, amp=cfg.amp,
+                                     accum_steps=cfg.accum_steps, ema=ema,
+                                     channels_last=cfg.channels_last, env=env, epoch=epoch,
+                                     progress=show)
+            except NonFiniteLossError as err:
+                kept = (f"the last good checkpoint (epoch {last_good}) is kept in {run_dir}"
+                        if last_good else "no checkpoint was written")
+                raise NonFiniteLossError(f"training stopped: {err}; {kept}; try a lower --lr or "
+                                         "--warmup") from None
+            step += tr["steps"]
+            bad_files = _take_bad_files(train_set)
+            row: dict[str, Any] = {}
+            if main:
+                row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"]}
+                amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
+                res = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype,
+                               num_classes=num_classes)
+                row.update(test_loss=res["loss"], test_top1=res["top1"], test_top5=res["top5"])
+                if ema is not None:
+                    res_ema = evaluate(ema.module, test_loader, device=device, amp_dtype=amp_dtype,
+                                       num_classes=num_classes)
+                    row.update(ema_test_top1=res_ema["top1"], ema_test_top5=res_ema["top5"])
+                row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
+                if bad_files:
+                    row["bad_files"] = bad_files
+                    log(f"epoch {epoch + 1}: skipped {bad_files} unreadable image files")
+            # Taken after evaluation, so that the saved RNG states are exactly those the
+            # next epoch starts from.
+            rngs = _gather_rng(env)
+            if main:
+                if cycle_epochs and (epoch + 1) % cycle_epochs == 0:
+                    os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
+                    ckpt.save_weights(os.path.join(run_dir, "snapshots",
+                                                   f"snapshot-{(epoch + 1) // cycle_epochs}.safetensors"),
+                                      model.state_dict(), {"epoch": str(epoch + 1)})
+                ckpt.save_checkpoint(run_dir, model=model, epoch=epoch + 1, step=step,
+                                     optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                     ema=ema, rng=rngs)
+                last_good = epoch + 1
+                history.append(row)
+                logs.write_history(os.path.join(run_dir, "metrics.jsonl"), history)
+                if writer is not None:
+                    for key, value in row.items():
+                        if key != "epoch":
+                            writer.add_scalar(key, value, epoch + 1)
+                    writer.flush()
+                log(logs.epoch_line(row, cfg.epochs))
+            ddp.barrier(env)
+    finally:
+        if writer is not None:
+            writer.close()
+        if main and history:
+            logs.plot_curves(history, os.path.join(run_dir, "curves.png"))
+    return {"run_dir": run_dir, "history": history, "last": history[-1] if history else None}
+
+
+def _gather_rng(env: ddp.DistEnv) -> list[dict]:
+    mine = ckpt.rng_state()
+    if not env.distributed:
+        return [mine]
+    every: list[Any] = [None] * env.world_size
+    dist.all_gather_object(every, mine)
+    return every
+
+
+def _take_bad_files(dataset: Dataset) -> int:
+    count = getattr(dataset, "bad_files", None)
+    if not callable(count):
+        return 0
+    n = int(count())
+    reset = getattr(dataset, "reset_bad_files", None)
+    if callable(reset):
+        reset()
+    return n
