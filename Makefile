@@ -12,9 +12,11 @@ $(BIN)/convnets: pyproject.toml
 
 install: $(BIN)/convnets
 
+# Trains the default model (ResNet-20) on the built-in handwritten digits, then evaluates
+# the run it wrote (runs/<model>-<time>/).
 demo: install
-	$(BIN)/convnets models gunn
-	$(BIN)/convnets summary gunn15 --depth 2
+	$(BIN)/convnets train
+	$(BIN)/convnets eval "$$(ls -td runs/*/ | head -n 1)"
 
 test: install
 	$(BIN)/python -m pytest -q

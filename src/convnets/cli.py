@@ -228,7 +228,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 # --- parser ----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="convnets", description=__doc__.splitlines()[0].replace("``", ""))
+    parser = _Parser(prog="convnets", description="Deep convolutional networks of the ImageNet era: "
+                     "list and inspect models, train them with the papers' recipes, evaluate them.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -273,3 +273,17 @@ def test_existing_run_dir_is_never_overwritten(tmp_path, capsys):
     assert main(["train", "lenet5", "--data", "synthetic:32", "--out", run]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert open(os.path.join(run, "checkpoint.json")).read() == before
+
+
+def test_auxiliary_classifiers_add_their_weighted_losses():
+    from convnets.engine.train import _logits_and_loss
+
+    torch.manual_seed(0)
+    main, aux1, aux2 = torch.randn(3, 4, 5).unbind(0)
+    y = torch.tensor([0, 1, 2, 3])
+    ce = torch.nn.CrossEntropyLoss()
+    logits, loss = _logits_and_loss((main, aux1, aux2), y, ce, 0.3)
+    assert logits is main
+    torch.testing.assert_close(loss, ce(main, y) + 0.3 * (ce(aux1, y) + ce(aux2, y)))
+    logits, loss = _logits_and_loss(main, y, ce, 0.3)
+    torch.testing.assert_close(loss, ce(main, y))

@@ -60,6 +60,9 @@ def setup(device: torch.device) -> DistEnv:
 
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Leave together: a rank that tears down gloo while another is still in its last
+        # collective or writing its checkpoint can abort the other process.
+        dist.barrier()
         dist.destroy_process_group()
 
 

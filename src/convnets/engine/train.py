@@ -69,6 +69,20 @@ def _autocast(device: torch.device, amp: str | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _logits_and_loss(out: Any, y: torch.Tensor, criterion: nn.Module,
+                     aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Models with auxiliary classifiers (GoogLeNet, Inception-v3) return (logits, aux...) in
+    training; their losses join the main one weighted by ``aux_weight`` (GoogLeNet Sec. 5)."""
+    if isinstance(out, tuple):
+        logits, *aux = out
+        loss = criterion(logits, y)
+        for extra in aux:
+            if extra is not None:
+                loss = loss + aux_weight * criterion(extra, y)
+        return logits, loss
+    return out, criterion(out, y)
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, criterion: nn.Module, scheduler: Any = None,
                     scaler: torch.amp.GradScaler | None = None, amp: str | None = None,
@@ -80,6 +94,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     from tqdm import tqdm
 
     model.train()
+    aux_weight = getattr(getattr(model, "module", model), "aux_loss_weight", 0.0)
     n_batches = len(loader)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, errors, n
     bad = torch.zeros((), device=device)
@@ -98,8 +113,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
         with sync:
             with _autocast(device, amp):
-                logits = model(x)
-                loss = criterion(logits, y)
+                logits, loss = _logits_and_loss(model(x), y, criterion, aux_weight)
             # The mean over the accumulated group equals the mean over one batch of that size.
             scaled = loss / group
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
