@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from convnets import create_model
 from convnets.models.gunn import GunnLayer
+from convnets.perf.profile import saved_tensor_bytes
 
 VARIANTS = ["gunn-straightforward", "gunn-fast", "gunn-fast-cl", "sunn", "sunn-cl"]
 
@@ -61,19 +62,6 @@ def loss_of(module: nn.Module, x: torch.Tensor, model: bool) -> torch.Tensor:
     return out.square().mean()
 
 
-def saved_bytes(fn: Callable[[], torch.Tensor]) -> tuple[int, torch.Tensor]:
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return sum(storages.values()), out
-
-
 def flops(case: Case) -> tuple[int, int]:
     """Forward and training-step FLOPs of the gradual layer/model, counted on the meta device
     (the fast and straightforward updates and SUNN do the same arithmetic; shown once)."""
@@ -101,7 +89,7 @@ def run_case(case: Case, reps: int) -> None:
         m = module.to(memory_format=torch.channels_last if fmt == "cl" else torch.contiguous_format)
         with variant(m, v):  # warm-up, and the saved bytes of one training-mode forward
             m.train()
-            nbytes, loss = saved_bytes(lambda: loss_of(m, inputs[fmt], case.model))
+            nbytes, loss = saved_tensor_bytes(lambda: loss_of(m, inputs[fmt], case.model))
             loss.backward()
             m.zero_grad(set_to_none=True)
         case.results[v] = {"saved": nbytes}

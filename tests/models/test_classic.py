@@ -15,16 +15,6 @@ timm = pytest.importorskip("timm")
 warnings.filterwarnings("ignore", category=FutureWarning)  # torchvision's init_weights notice
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a small shared CPU, two intra-op threads contend with other processes and run these
-    # convolutions some 10-30x slower than one thread does.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _count(model):
     return sum(p.numel() for p in model.parameters())
 
@@ -307,13 +297,11 @@ def test_inception_v3_aux_head_in_training():
 
 _SMALL = {  # the smallest inputs each architecture takes (v3 without its auxiliary head)
     "lenet5": 32, "nin_cifar": 32, "nin": 64, "alexnet_lrn": 64, "zfnet": 64,
-    "se_inception_v3": 75, "vgg16": 32, "vgg19_bn": 32,
+    "se_inception_v3": 75, "vgg13": 32, "vgg13_bn": 32, "vgg16": 32, "vgg16_bn": 32,
+    "vgg19": 32, "vgg19_bn": 32,
 }
 _IN_REFERENCE_TEST = ["alexnet", "vgg11", "vgg11_bn", "googlenet", "inception_v3",
                       "inception_v4", "inception_resnet_v2"]
-# vgg13, vgg13_bn, vgg16_bn and vgg19 run the same code as the VGGs tested here with other
-# entries of the configuration table; their structure is checked against torchvision above.
-_SHARED_CODE = ["vgg13", "vgg13_bn", "vgg16_bn", "vgg19"]
 
 
 @pytest.mark.parametrize("name", sorted(_SMALL))
@@ -327,7 +315,7 @@ def test_forward_and_backward(name):
 
 
 def test_all_classic_models_are_registered_with_metadata():
-    ours = set(_SMALL) | set(_IN_REFERENCE_TEST) | set(_SHARED_CODE)
+    ours = set(_SMALL) | set(_IN_REFERENCE_TEST)
     families = {"lenet", "alexnet", "nin", "vgg", "inception"}
     registered = {n for n in convnets.list_models() if convnets.model_info(n).family in families}
     assert registered == ours

@@ -12,36 +12,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 import convnets
+from helpers import n_params, randomise_bn as randomise
 from convnets.models.densenet import DenseLayer, DenseNet
 from convnets.models.dpn import DPN
 
 MODELS = [n for n in convnets.list_models() if convnets.model_info(n).family in {"densenet", "dpn"}]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a shared, busy machine two intra-op threads wait on each other far longer than
-    # they save on these small inputs.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomise(model: nn.Module) -> nn.Module:
-    # Non-trivial BN statistics and affine terms, so that a mis-mapped BN cannot pass.
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
-    return model.eval()
 
 
 # --- parameter counts ------------------------------------------------------------------

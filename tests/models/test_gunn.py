@@ -7,6 +7,7 @@ from torch import nn
 
 import convnets
 from convnets.models.gunn import GunnLayer
+from helpers import randomise_bn
 
 
 def _count(name, **kw):
@@ -77,17 +78,6 @@ def reference(layer: GunnLayer, x: torch.Tensor, gradual: bool) -> torch.Tensor:
     return torch.cat(new, 1)
 
 
-def _randomised(layer: GunnLayer) -> GunnLayer:
-    # Non-trivial BN statistics and affine terms so that eval mode exercises every term.
-    for m in layer.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return layer.eval()
-
-
 @pytest.mark.parametrize("kw", [
     dict(expansion=2, units=1, projection=True, residual=True),
     dict(expansion=2, units=1, projection=False, residual=True),
@@ -95,7 +85,7 @@ def _randomised(layer: GunnLayer) -> GunnLayer:
     dict(expansion=2, units=1, projection=True, residual=False),
 ])
 def test_layer_matches_the_papers_update_rules(kw):
-    layer = _randomised(GunnLayer(12, 4, **kw))
+    layer = randomise_bn(GunnLayer(12, 4, **kw))
     x = torch.randn(2, 12, 5, 5)
     with torch.no_grad():
         gunn = layer(x)
@@ -111,7 +101,7 @@ def test_layer_matches_the_papers_update_rules(kw):
 def test_changing_segment_j_moves_only_segments_from_j_on():
     """Segment i reads the updated segments < i: a change to G_j reaches y_j and every later
     segment (through the state), and never an earlier one. In SUNN it reaches y_j only."""
-    layer = _randomised(GunnLayer(12, 4))
+    layer = randomise_bn(GunnLayer(12, 4))
     x = torch.randn(2, 12, 5, 5)
     j, o = 2, layer.seg_channels
     for gradual in (True, False):
@@ -133,7 +123,7 @@ def test_changing_segment_j_moves_only_segments_from_j_on():
 def test_segment_reads_original_values_of_later_segments():
     """Segment i sees segments > i before their update: perturbing input segment 3 changes
     y_0..y_2 only through G (each reads x_3), and y_3 also by its identity term."""
-    layer = _randomised(GunnLayer(8, 4))
+    layer = randomise_bn(GunnLayer(8, 4))
     x = torch.randn(1, 8, 4, 4, requires_grad=True)
     y = layer(x)
     # d y_0 / d x_3 is G_0's direct dependence on x_3; SUNN computes G_0 from x too.

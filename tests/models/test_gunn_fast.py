@@ -13,22 +13,12 @@ import torch
 from torch import nn
 
 from convnets.models.gunn import GunnLayer, _GradualUpdate, _layer_params
+from convnets.perf.profile import saved_tensor_bytes
+from helpers import randomise_bn
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
-
-
-def _randomised(layer: GunnLayer, seed: int = 0) -> GunnLayer:
-    # Non-trivial statistics and affine terms, so that eval mode exercises every term.
-    g = torch.Generator().manual_seed(seed)
-    for m in layer.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-    return layer
 
 
 def _step(layer: GunnLayer, x: torch.Tensor, grad: torch.Tensor, reference: bool):
@@ -54,7 +44,7 @@ CONFIGS = [
 def test_fast_update_equals_the_straightforward_one(cfg, train, channels_last):
     torch.manual_seed(0)
     cfg = dict(cfg)
-    fast = _randomised(GunnLayer(12, cfg.pop("segments"), expansion=2, **cfg)).train(train)
+    fast = randomise_bn(GunnLayer(12, cfg.pop("segments"), expansion=2, **cfg)).train(train)
     ref = copy.deepcopy(fast)
     initial = [b.clone() for b in fast.buffers()]
     x = torch.randn(3, 12, 6, 6)
@@ -92,7 +82,7 @@ def test_running_statistics_move_like_the_reference_over_several_steps():
 
 
 def test_without_grad_the_fast_forward_equals_the_reference():
-    layer = _randomised(GunnLayer(12, 3, units=2)).eval()
+    layer = randomise_bn(GunnLayer(12, 3, units=2)).eval()
     x = torch.randn(3, 12, 6, 6)
     with torch.no_grad():
         assert _rel(layer(x), layer._gradual_reference(x)) < 1e-5
@@ -109,24 +99,11 @@ def test_input_is_left_untouched():
 @pytest.mark.parametrize("train", [True, False])
 def test_gradcheck_float64(train):
     torch.manual_seed(2)
-    layer = _randomised(GunnLayer(4, 2, units=2)).double().train(train)
+    layer = randomise_bn(GunnLayer(4, 2, units=2)).double().train(train)
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in _layer_params(layer)]
     assert torch.autograd.gradcheck(lambda inp, *ps: _GradualUpdate.apply(layer, inp, *ps),
                                     (x, *params), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
-
-
-def _saved_bytes(fn) -> int:
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
 
 
 @pytest.mark.parametrize("units", [1, 2])
@@ -137,10 +114,10 @@ def test_fast_update_keeps_what_the_simultaneous_layer_keeps(units):
     layer = GunnLayer(24, 6, units=units).train()
     x = torch.randn(2, 24, 8, 8, requires_grad=True)
     out_bytes = x.numel() * x.element_size()
-    fast = _saved_bytes(lambda: layer(x))
-    ref = _saved_bytes(lambda: layer._gradual_reference(x))
+    fast, _ = saved_tensor_bytes(lambda: layer(x))
+    ref, _ = saved_tensor_bytes(lambda: layer._gradual_reference(x))
     layer.gradual = False
-    sunn = _saved_bytes(lambda: layer(x))
+    sunn, _ = saved_tensor_bytes(lambda: layer(x))
     # BN's per-segment mean / inverse std are P small vectors instead of one long one; the
     # stacked weights are joined per call.
     slack = 64 * 1024

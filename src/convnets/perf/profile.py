@@ -8,6 +8,7 @@ on the ``meta`` device: shapes propagate, nothing is computed or allocated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -15,7 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.registry import create_model, model_info
 
-__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "layer_summary"]
+__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "layer_summary",
+           "saved_tensor_bytes"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -124,3 +126,21 @@ def layer_summary(name: str, input_size: tuple[int, int, int] | None = None, dep
                      sum(flops.get(f"{root}.{key}", {}).values()) // 2)
             for key, module in _select_rows(model, depth, set(shapes))]
     return rows, count_params(model), counter.get_total_flops() // 2
+
+
+def saved_tensor_bytes(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """Bytes that autograd keeps for the backward pass while ``fn`` runs, and its result.
+
+    Counts each distinct storage once (views of one buffer share it), as the memory they
+    really hold; parameters saved by the graph are included.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(storages.values()), out

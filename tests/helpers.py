@@ -1,0 +1,20 @@
+"""Small helpers shared by the model tests."""
+from torch import nn
+
+
+def n_params(model: nn.Module, with_bn: bool = True) -> int:
+    """Parameters of ``model``; ``with_bn=False`` counts as papers that left BN out did."""
+    return sum(p.numel() for m in model.modules() for p in m.parameters(recurse=False)
+               if with_bn or not isinstance(m, nn.BatchNorm2d))
+
+
+def randomise_bn(model: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics and affine terms, so that eval mode exercises every term and
+    a mis-mapped or mis-ordered BN cannot pass a comparison. Returns the model in eval mode."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.data.uniform_(-0.5, 0.5)
+            m.running_var.data.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return model.eval()
