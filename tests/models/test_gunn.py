@@ -192,3 +192,14 @@ def test_imagenet_model_runs_at_reduced_size():
 def test_layer_rejects_uneven_segments():
     with pytest.raises(ValueError, match="equal segments"):
         GunnLayer(10, 3)
+
+
+def test_gunn_trains_under_bf16_autocast():
+    model = convnets.create_model("gunn15").train()
+    x, y = torch.randn(2, 3, 16, 16), torch.tensor([3, 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        loss = nn.functional.cross_entropy(out.float(), y)
+    loss.backward()
+    assert out.dtype == torch.bfloat16 and torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

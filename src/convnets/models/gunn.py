@@ -353,7 +353,9 @@ class GunnLayer(nn.Module):
         if not self.gradual:
             g = self.update(x)
             return x + g if self.residual else g
-        if x.dim() != 4 or not _fast_supported(self):
+        # The fast update's hand-written backward runs outside autocast, so mixed precision
+        # takes the straightforward path (its P state copies are then in half precision).
+        if x.dim() != 4 or not _fast_supported(self) or torch.is_autocast_enabled(x.device.type):
             return self._gradual_reference(x)
         self._count_batch()
         params = _layer_params(self)
