@@ -135,6 +135,11 @@ class _Unit:
         self.hyper = [(_bn_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
 
 
+def _autocast_on(x: torch.Tensor) -> bool:
+    # The meta device (FLOP counting, summaries) has no autocast state to ask about.
+    return x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)
+
+
 def _fast_supported(layer: "GunnLayer") -> bool:
     bns = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d)]
     if not all(b.affine and b.track_running_stats for b in bns):
@@ -355,7 +360,7 @@ class GunnLayer(nn.Module):
             return x + g if self.residual else g
         # The fast update's hand-written backward runs outside autocast, so mixed precision
         # takes the straightforward path (its P state copies are then in half precision).
-        if x.dim() != 4 or not _fast_supported(self) or torch.is_autocast_enabled(x.device.type):
+        if x.dim() != 4 or not _fast_supported(self) or _autocast_on(x):
             return self._gradual_reference(x)
         self._count_batch()
         params = _layer_params(self)
