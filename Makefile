@@ -16,7 +16,7 @@ install: $(BIN)/convnets
 # the run it wrote (runs/<model>-<time>/).
 demo: install
 	$(BIN)/convnets train
-	$(BIN)/convnets eval "$$(ls -td runs/*/ | head -n 1)"
+	$(BIN)/convnets eval "$$(ls -td runs/* | head -n 1)"
 
 test: install
 	$(BIN)/python -m pytest -q
