@@ -55,8 +55,12 @@ def variant(module: nn.Module, name: str):
             layer.gradual = True
 
 
+AMP: torch.dtype | None = None  # --amp bf16: every forward under CPU autocast
+
+
 def loss_of(module: nn.Module, x: torch.Tensor, model: bool) -> torch.Tensor:
-    out = module(x)
+    with torch.autocast("cpu", dtype=AMP or torch.bfloat16, enabled=AMP is not None):
+        out = module(x).float()
     if model:
         return F.cross_entropy(out, torch.zeros(len(out), dtype=torch.long, device=out.device))
     return out.square().mean()
@@ -142,7 +146,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="small shapes (a smoke test)")
     parser.add_argument("--only", help="run only the cases whose title contains this text")
+    parser.add_argument("--amp", choices=["bf16"], help="mixed precision (CPU autocast)")
     args = parser.parse_args()
+    global AMP
+    AMP = torch.bfloat16 if args.amp else None
     torch.set_num_threads(args.threads)
     b15, b18, s18, bl18 = (4, 1, 64, 1) if args.quick else (64, 4, 112, 4)
     cases = [
@@ -153,7 +160,7 @@ def main() -> None:
         Case("gunn15 / sunn15 model", lambda: create_model("gunn15"), (b15, 3, 32, 32), model=True),
         Case("gunn18 / sunn18 model", lambda: create_model("gunn18"), (b18, 3, s18, s18), model=True),
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.amp or 'fp32'}; "
           f"training step = forward + backward of a mean-square (layers) or cross-entropy (models) loss")
     for case in cases:
         if args.only and args.only not in case.title:

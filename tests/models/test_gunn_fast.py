@@ -123,3 +123,36 @@ def test_fast_update_keeps_what_the_simultaneous_layer_keeps(units):
     slack = 64 * 1024
     assert fast <= sunn + out_bytes + slack
     assert ref >= sunn + (layer.segments - 1) * out_bytes
+
+
+@pytest.mark.parametrize("projection", [True, False])
+def test_bf16_autocast_is_as_accurate_as_autocast_on_the_reference(projection):
+    """Under autocast the fast update runs its products in bfloat16 and batch norm with float32
+    parameters: against a float32 run, its error is that of the straightforward layer under
+    the same autocast, and it still keeps far less for backward."""
+    torch.manual_seed(0)
+    base = GunnLayer(32, 8, projection=projection).train()
+    x, grad = torch.randn(4, 32, 6, 6), torch.randn(4, 32, 6, 6)
+    runs = {}
+    for name in ("fp32", "fast", "reference"):
+        layer, xi = copy.deepcopy(base), x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name != "fp32"):
+            nbytes, y = saved_tensor_bytes(
+                lambda: layer._gradual_reference(xi) if name == "reference" else layer(xi))
+        y.float().backward(grad)
+        runs[name] = (nbytes, y.dtype, y.float(), xi.grad, [p.grad for p in layer.parameters()])
+    assert runs["fast"][1] == torch.bfloat16
+    assert all(g.dtype == torch.float32 for g in runs["fast"][4])
+    exact = runs["fp32"]
+    for k in (2, 3):  # output, input gradient
+        err_fast, err_ref = _rel(runs["fast"][k], exact[k]), _rel(runs["reference"][k], exact[k])
+        assert 0 < err_fast <= 2 * err_ref
+    err_fast = max(_rel(a, b) for a, b in zip(runs["fast"][4], exact[4]))
+    err_ref = max(_rel(a, b) for a, b in zip(runs["reference"][4], exact[4]))
+    assert err_fast <= 2 * err_ref
+    sunn = copy.deepcopy(base)
+    sunn.gradual = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sunn_bytes, _ = saved_tensor_bytes(lambda: sunn(x.clone().requires_grad_()))
+    out_bytes = x.numel() * 2  # the bfloat16 output, which the fast update keeps
+    assert runs["fast"][0] <= sunn_bytes + out_bytes + 16 * 1024 < runs["reference"][0]

@@ -16,6 +16,8 @@ them as they are, GUNN runs row slices of them segment by segment.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -133,6 +135,9 @@ class _Unit:
         self.bn3 = (b3w.view(P, o), b3b.view(P, o), mod.bn3.running_mean.view(P, o),
                     mod.bn3.running_var.view(P, o))
         self.hyper = [(_bn_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
+
+
+_nothing = contextlib.nullcontext
 
 
 def _autocast_on(x: torch.Tensor) -> bool:
@@ -358,16 +363,23 @@ class GunnLayer(nn.Module):
         if not self.gradual:
             g = self.update(x)
             return x + g if self.residual else g
-        # The fast update's hand-written backward runs outside autocast, so mixed precision
-        # takes the straightforward path (its P state copies are then in half precision).
-        if x.dim() != 4 or not _fast_supported(self) or _autocast_on(x):
+        if x.dim() != 4 or not _fast_supported(self):
             return self._gradual_reference(x)
         self._count_batch()
         params = _layer_params(self)
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            return _GradualUpdate.apply(self, x, *params)
-        with torch.no_grad():
-            return _gradual_fast(self, x, params, None)
+        if _autocast_on(x):
+            # Mixed precision as autocast would do it: convolutions (here matrix products)
+            # in the low precision, batch norm with float32 parameters and statistics. The
+            # casts happen out here, so autograd returns float32 gradients to the weights,
+            # and the hand-written backward never depends on autocast's state.
+            low = torch.get_autocast_dtype(x.device.type)
+            params = [p.to(low) if p.dim() > 1 else p for p in params]
+            x = x.to(low)
+        with torch.autocast(x.device.type, enabled=False) if x.device.type != "meta" else _nothing():
+            if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+                return _GradualUpdate.apply(self, x, *params)
+            with torch.no_grad():
+                return _gradual_fast(self, x, params, None)
 
     def _count_batch(self) -> None:
         # The per-segment updates run on slices of the stacked BN layers, which therefore do
