@@ -337,3 +337,17 @@ def test_folder_and_spec_errors(tmp_path):
     assert "unknown split" in _one_line_error("digits", "dev")
     with pytest.raises(ValueError, match="input_size"):
         open_dataset(None, "train", input_size=(2, 8, 8), train_transform=False)
+
+
+def test_flat_folder_holds_out_a_tenth_of_each_class(tmp_path):
+    for c, n in (("cat", 25), ("dog", 12)):
+        (tmp_path / "f" / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (4, 4), i).save(tmp_path / "f" / c / f"{i:02d}.png")
+    kw = dict(input_size=(3, 4, 4), train_transform=False)
+    train = open_dataset(f"folder:{tmp_path / 'f'}", "train", **kw)
+    test = open_dataset(f"folder:{tmp_path / 'f'}", "test", **kw)
+    assert (len(train), len(test)) == (34, 3)  # cat: 09, 19 held out; dog: 09
+    held = {os.path.basename(p) for p, _ in test.samples}
+    assert held == {"09.png", "19.png"} and not held & {os.path.basename(p) for p, _ in train.samples}
+    assert sorted(test.targets) == [0, 0, 1]

@@ -20,7 +20,8 @@ Spec forms (``SPEC_HELP``):
   human-readable names of ``convnets.imagenet_classes()``, which follow that order.
 - ``"folder:DIR"`` or an existing directory: ``DIR/<class>/<images>``; where ``DIR`` has
   ``train/`` and ``val/`` (or ``test/``) subfolders, the split's subfolder is used and the
-  class list comes from ``train/``; otherwise the whole folder serves every split.
+  class list comes from ``train/``; otherwise every tenth file of each class (sorted by
+  path) is held out as the test split and the rest is the training split.
 
 Nothing is downloaded; a missing or malformed directory raises ``ValueError`` with one
 line that says what was expected. Splits are ``"train"`` and ``"val"``, with ``"test"``
@@ -405,6 +406,18 @@ def _imagenet(root: str, split: str, transform_for, fail_fast: bool):
     return ds
 
 
+def _hold_out(samples: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
+    """Every tenth file of each class (in sorted order) is the test split, the rest train:
+    the same split on every machine, and never a test image seen in training."""
+    rank: dict[int, int] = {}
+    kept = []
+    for path, label in samples:
+        k = rank[label] = rank.get(label, -1) + 1
+        if (k % 10 == 9) == (split != "train"):
+            kept.append((path, label))
+    return kept
+
+
 def _folder(root: str, split: str, transform_for, fail_fast: bool):
     where = f"folder:{root}"
     expected = "expected DIR/<class>/<image files>, or DIR/train/<class>/ and DIR/val/<class>/"
@@ -428,9 +441,11 @@ def _folder(root: str, split: str, transform_for, fail_fast: bool):
     if not classes:
         raise ValueError(f"{where}: no class folders in {class_root}; {expected}")
     samples = _scan(sub, classes, where)
+    if sub == root:  # one flat folder: hold out a fixed tenth of each class for testing
+        samples = _hold_out(samples, split)
     if not samples:
         raise ValueError(f"{where}: no image files ({', '.join(IMG_EXTENSIONS[:4])}, ...) "
-                         f"under {sub}; {expected}")
+                         f"{'held out ' if split != 'train' and sub == root else ''}under {sub}; {expected}")
     return ImageFolderDataset(samples, classes, transform_for(IMAGENET_MEAN, IMAGENET_STD),
                               fail_fast=fail_fast, root=sub)
 
