@@ -38,7 +38,7 @@ def main() -> None:
     for model in args.models:
         for seed in args.seeds:
             cfg = recipe_config("digits", model=model, epochs=args.epochs, seed=seed,
-                                batch_size=args.batch_size, lr=args.lr)
+                                batch_size=args.batch_size, lr=args.lr, input_size=list(size))
             run = fit(cfg, os.path.join(args.out, f"{model}-seed{seed}"), datasets=data,
                       log=lambda _msg: None, progress=False)
             results.setdefault(model, []).append({"seed": seed, "history": run["history"]})

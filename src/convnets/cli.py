@@ -94,7 +94,7 @@ _TRAIN_FIELDS = {
     "warmup": "warmup_epochs", "label_smoothing": "label_smoothing", "init": "init",
     "amp": "amp", "channels_last": "channels_last", "accum_steps": "accum_steps", "ema": "ema",
     "snapshot_ensemble": "snapshot_ensemble", "seed": "seed", "deterministic": "deterministic",
-    "sync_bn": "sync_bn", "workers": "workers", "device": "device",
+    "sync_bn": "sync_bn", "workers": "workers", "device": "device", "input_size": "input_size",
 }
 _RESUME_MAY_CHANGE = {"workers", "device"}  # do not change what is computed
 
@@ -107,6 +107,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     given = {field: getattr(args, opt) for opt, field in _TRAIN_FIELDS.items()
              if getattr(args, opt) is not None}
+    if "input_size" in given:
+        from .perf.profile import parse_input_size
+
+        given["input_size"] = list(parse_input_size(given["input_size"]))
     if args.resume:
         fixed = sorted(k for k in given if k not in _RESUME_MAY_CHANGE)
         if args.recipe or args.out or fixed:
@@ -189,6 +193,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     if not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     info, weights, data = model_info(args.model), args.weights, args.data
+    run_size = info.input_size
     if args.run:
         from .engine.runs import resolve_target
 
@@ -196,8 +201,9 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         if target.model != info.name:
             raise UserError(f"{args.run} holds a {target.model}, not a {info.name}")
         weights = target.weights[0] if target.weights else None
-        if data is None and target.config is not None:
-            data = target.config.data
+        if target.config is not None:
+            data = data if data is not None else target.config.data
+            run_size = target.config.model_input_size()
     model = create_model(info.name)
     if weights:
         state = read_state_dict(weights)
@@ -205,7 +211,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         if head is not None and head.shape[0] != model.num_classes:
             model.reset_classifier(head.shape[0])
         load_weights(model, state)
-    size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else info.input_size
+    size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else run_size
     dataset = open_dataset(data, "test", input_size=size, train_transform=False)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
     batches = (x for x, _ in itertools.islice(loader, args.batches))
@@ -279,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_const", const=True, default=None)
     p.add_argument("--sync-bn", action="store_const", const=True, default=None)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--input-size", help="S, HxW or CxHxW to train at (default: the model's own)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of runs, checkpoints or models (several: ensemble)")

@@ -287,3 +287,28 @@ def test_auxiliary_classifiers_add_their_weighted_losses():
     torch.testing.assert_close(loss, ce(main, y) + 0.3 * (ce(aux1, y) + ce(aux2, y)))
     logits, loss = _logits_and_loss(main, y, ce, 0.3)
     torch.testing.assert_close(loss, ce(main, y))
+
+
+def test_a_run_at_another_input_size_is_read_back_at_that_size(tmp_path, capsys, monkeypatch):
+    """--input-size is part of the run: eval and analyze use it, not the model's default."""
+    run = str(tmp_path / "small")
+    assert main(["train", "gunn15", "--data", "synthetic:32", "--epochs", "1", "--batch-size", "16",
+                 "--input-size", "16", "--out", run, "--device", "cpu"]) == 0
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    assert cfg["input_size"] == [3, 16, 16]
+    last = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))][-1]
+    capsys.readouterr()
+    assert main(["eval", run]) == 0
+    assert f"top-1 error {last['test_top1']:.2f}%" in capsys.readouterr().out
+    import convnets.inspect.singularity as singularity
+
+    seen, analyze = [], singularity.analyze_singularities
+
+    def spy(model, batches, **kw):
+        batches = list(batches)
+        seen.extend(tuple(x.shape[1:]) for x in batches)
+        return analyze(model, iter(batches), **kw)
+
+    monkeypatch.setattr(singularity, "analyze_singularities", spy)
+    assert main(["analyze", "singularity", "gunn15", "--run", run, "--batches", "1"]) == 0
+    assert seen == [(3, 16, 16)]

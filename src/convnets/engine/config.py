@@ -48,6 +48,7 @@ class TrainConfig:
     deterministic: bool = False
     sync_bn: bool = False
     device: str = "auto"
+    input_size: list[int] | None = None  # (C, H, W) the model is trained at; None = its own
 
     def __post_init__(self) -> None:
         self.validate()
@@ -80,6 +81,12 @@ class TrainConfig:
                  f"--snapshot-ensemble {self.snapshot_ensemble} must divide --epochs {self.epochs} "
                  "(each cycle is a whole number of epochs)")
         need(self.workers >= 0, f"--workers must be non-negative, got {self.workers}")
+
+    def model_input_size(self) -> tuple[int, int, int]:
+        """The input the run's model sees: ``input_size`` or the model's published one."""
+        from ..models import model_info
+
+        return tuple(self.input_size) if self.input_size else model_info(self.model).input_size
 
     def replace(self, **overrides) -> "TrainConfig":
         """A copy with ``overrides`` applied (None values are ignored), validated."""

@@ -91,7 +91,8 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
 
     resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
     cfg = next((t.config for t in resolved if t.config is not None), None)
-    sizes = {model_info(t.model).input_size for t in resolved}
+    sizes = {t.config.model_input_size() if t.config else model_info(t.model).input_size
+             for t in resolved}
     if len(sizes) > 1:
         raise ValueError(f"ensemble members take different input sizes: {sorted(sizes)}")
     input_size = sizes.pop()

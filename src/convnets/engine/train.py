@@ -221,7 +221,7 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     # broadcasts rank 0's weights, so the ranks start identical either way.
     _seed_everything(cfg.seed)
     info = model_info(cfg.model)
-    train_set, test_set = datasets or _open_data(cfg, info.input_size)
+    train_set, test_set = datasets or _open_data(cfg, cfg.model_input_size())
     num_classes = getattr(train_set, "num_classes", None) or info.num_classes
     model = create_model(cfg.model, num_classes=num_classes)
     train_loader = ddp.make_loader(train_set, batch_size=cfg.batch_size, env=env, train=True,
