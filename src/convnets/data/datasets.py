@@ -40,6 +40,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import DataError
+
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 __all__ = [
@@ -66,7 +68,7 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".ppm", ".pgm", ".pbm", ".bmp
 _VAL_NAMES = ("val", "test")
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError):
     """An image file that cannot be decoded (raised only with ``fail_fast=True``)."""
 
 

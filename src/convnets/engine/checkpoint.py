@@ -30,16 +30,14 @@ import torch
 from safetensors.torch import load_file, save as safetensors_bytes
 from torch import nn
 
+from ..errors import CheckpointError
+
 __all__ = [
     "atomic_write", "save_weights", "load_weights_file", "save_checkpoint", "load_checkpoint",
     "latest_checkpoint", "rng_state", "set_rng_state", "CheckpointError",
 ]
 
 COMMIT = "checkpoint.json"
-
-
-class CheckpointError(ValueError):
-    """A run directory or checkpoint that cannot be read."""
 
 
 # --- atomic files ----------------------------------------------------------------------

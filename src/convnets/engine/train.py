@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import ConvnetsError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
@@ -29,7 +30,7 @@ __all__ = ["NonFiniteLossError", "lr_factor", "build_optimizer", "train_one_epoc
            "default_run_dir"]
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteLossError(ConvnetsError):
     """The loss became NaN or infinite; the run stops with its last good checkpoint."""
 
 

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import ConfigError, UnknownModelError, WeightsError
+
 __all__ = [
     "ModelInfo",
     "UnknownModelError",
@@ -26,17 +28,6 @@ __all__ = [
     "model_info",
     "load_weights",
 ]
-
-
-class UnknownModelError(KeyError):
-    """Raised for a model name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class WeightsError(ValueError):
-    """Raised for a weights file that cannot be read or does not fit the model."""
 
 
 @dataclass(frozen=True)
