@@ -67,7 +67,7 @@ def test_weights_that_do_not_fit_name_the_first_mismatch(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         convnets.create_model("gunn15", weights=tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match="junk.pth is not a weights file"):
         convnets.create_model("gunn15", weights=tmp_path / "junk.pth")
 
 

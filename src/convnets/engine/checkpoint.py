@@ -27,10 +27,11 @@ from typing import Any, Callable, IO
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save as safetensors_bytes
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WeightsError
+from ..models.weights import load_weights, read_state_dict
 
 __all__ = [
     "atomic_write", "save_weights", "load_weights_file", "save_checkpoint", "load_checkpoint",
@@ -90,12 +91,19 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's weights file, read and checked as every weights file
+    is (:func:`convnets.models.weights.read_state_dict`)."""
     try:
-        return load_file(os.fspath(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"weights file not found: {path}") from None
-    except Exception as err:
-        raise CheckpointError(f"cannot read weights {path}: {err}".splitlines()[0]) from None
+        return read_state_dict(path)
+    except WeightsError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def _load_into(model: nn.Module, path: str) -> None:
+    try:
+        load_weights(model, path)  # checks names, shapes, dtypes and values first
+    except WeightsError as err:
+        raise CheckpointError(str(err)) from None
 
 
 # --- RNG states as plain tensors -------------------------------------------------------
@@ -202,7 +210,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
     """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra)."""
     record = latest_checkpoint(run_dir)
     ckpt_dir = record["dir"]
-    _unwrap(model).load_state_dict(load_weights_file(os.path.join(ckpt_dir, "model.safetensors")))
+    _load_into(_unwrap(model), os.path.join(ckpt_dir, "model.safetensors"))
     try:
         state = torch.load(os.path.join(ckpt_dir, "state.pt"), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -219,7 +227,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
         ema_path = os.path.join(ckpt_dir, "ema.safetensors")
         if not os.path.exists(ema_path):
             raise CheckpointError(f"checkpoint {ckpt_dir} holds no EMA weights")
-        _unwrap(ema.module).load_state_dict(load_weights_file(ema_path))
+        _load_into(_unwrap(ema.module), ema_path)
         ema.n_averaged.copy_(state["ema_n_averaged"])
     if restore_rng:
         states = state["rng"]

@@ -13,10 +13,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import torch
 from torch import nn
 
-from ..errors import ConfigError, UnknownModelError, WeightsError
+from ..errors import UnknownModelError, WeightsError
+from .weights import load_weights, read_state_dict
 
 __all__ = [
     "ModelInfo",
@@ -27,6 +27,7 @@ __all__ = [
     "list_models",
     "model_info",
     "load_weights",
+    "read_state_dict",
 ]
 
 
@@ -128,10 +129,10 @@ def create_model(
 ) -> nn.Module:
     """Build a registered model.
 
-    ``num_classes`` defaults to the model's published head; ``weights`` is a path to
-    a state dict (``.safetensors``, or a ``.pth``/``.pt`` file read with
-    ``weights_only=True``), e.g. one saved by torchvision or timm. Other keyword
-    options go to the model's builder.
+    ``num_classes`` defaults to the model's published head; ``weights`` is a weights
+    file (safetensors, or a PyTorch state dict read with ``weights_only=True``), e.g.
+    one saved by torchvision or timm, checked as :mod:`convnets.models.weights` says.
+    Other keyword options go to the model's builder.
     """
     key = _lookup(name)
     info = _INFO[key]
@@ -145,55 +146,6 @@ def create_model(
         raise ValueError(f"{key}: {err}") from None
     if weights is not None:
         load_weights(model, weights)
-    return model
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read tensors from a file without executing code from it."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise WeightsError(f"weights file not found: {path}")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any parse failure becomes one clear line
-        raise WeightsError(f"cannot read weights from {path}: {err}".splitlines()[0]) from None
-    # Common wrappers around a bare state dict.
-    for key in ("state_dict", "model", "model_state"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def load_weights(model: nn.Module, weights: str | os.PathLike | dict) -> nn.Module:
-    """Load a state dict into ``model``, mapping foreign key names where the model knows how.
-
-    A model may define ``remap_state_dict(state) -> state`` to translate another
-    library's key names into its own. Every tensor must fit: a missing, unexpected or
-    mis-shaped tensor raises :class:`WeightsError` naming the first one.
-    """
-    state = weights if isinstance(weights, dict) else read_state_dict(weights)
-    remap = getattr(model, "remap_state_dict", None)
-    if callable(remap):
-        state = remap(dict(state))
-    own = model.state_dict()
-    for key, value in own.items():
-        if key not in state:
-            raise WeightsError(f"weights lack tensor {key!r} (shape {tuple(value.shape)})")
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise WeightsError(
-                f"tensor {key!r} has shape {tuple(state[key].shape)} in the weights "
-                f"but {tuple(value.shape)} in the model"
-            )
-    extra = [k for k in state if k not in own]
-    if extra:
-        raise WeightsError(f"weights hold tensor {extra[0]!r} that the model does not have")
-    model.load_state_dict(state, strict=True)
     return model
 
 
