@@ -1,4 +1,7 @@
-"""Small helpers shared by the model tests."""
+"""Small helpers shared by the tests."""
+import contextlib
+import signal
+
 from torch import nn
 
 
@@ -18,3 +21,18 @@ def randomise_bn(model: nn.Module) -> nn.Module:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.3, 0.3)
     return model.eval()
+
+
+@contextlib.contextmanager
+def within_seconds(seconds: int):
+    """Fail with TimeoutError, instead of hanging the suite, where code under test blocks
+    (a named pipe opened for reading, a walk through a cycle of links)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -23,13 +23,16 @@ Spec forms (``SPEC_HELP``):
   class list comes from ``train/``; otherwise every tenth file of each class (sorted by
   path) is held out as the test split and the rest is the training split.
 
-Nothing is downloaded; a missing or malformed directory raises ``ValueError`` with one
-line that says what was expected. Splits are ``"train"`` and ``"val"``, with ``"test"``
+Nothing is downloaded; a missing or malformed directory or file raises
+:class:`~convnets.errors.DataError` (a ``ValueError``) with one line that says what was
+expected. Splits are ``"train"`` and ``"val"``, with ``"test"``
 a synonym of ``"val"`` (for folders: whichever of val/ and test/ exists, val/ first).
 """
 from __future__ import annotations
 
 import ctypes
+import io
+import math
 import multiprocessing
 import os
 import pickle
@@ -37,11 +40,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-
+from .images import REASONS, BadImageError, display_path, get_max_pixels, load_rgb
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 __all__ = [
@@ -66,10 +68,6 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".ppm", ".pgm", ".pbm", ".bmp
                   ".tif", ".tiff", ".webp")
 
 _VAL_NAMES = ("val", "test")
-
-
-class BadImageError(DataError):
-    """An image file that cannot be decoded (raised only with ``fail_fast=True``)."""
 
 
 # --- the common interface ----------------------------------------------------------------
@@ -98,7 +96,7 @@ class ArrayDataset(_Labelled):
     def __init__(self, images: torch.Tensor, labels: Sequence[int], classes: list[str],
                  transform: Callable | None) -> None:
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise DataError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.targets, self.classes = images, [int(t) for t in labels], classes
         self.transform = transform
 
@@ -134,50 +132,29 @@ class SyntheticDataset(_Labelled):
 
 # --- image files -------------------------------------------------------------------------
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB. Transparent pixels are composited on white (what a viewer
-    shows for a transparent PNG); 16-bit grey is scaled to 8 bits; CMYK uses PIL's
-    conversion (Adobe's inverted CMYK JPEGs are un-inverted by PIL's decoder)."""
-    if im.mode == "RGB":
-        return im
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if im.mode.startswith("I") or im.mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        if im.mode != "F":
-            arr = arr / 257.0  # 16-bit range to 8-bit
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
-    return im.convert("RGB")
-
-
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image file fully (so truncation is detected here) and convert to RGB."""
-    with Image.open(path) as im:
-        im.load()
-        return _to_rgb(im)
-
-
 class ImageFolderDataset(_Labelled):
-    """Image files with labels, decoded with PIL on access.
+    """Image files with labels, decoded on access by :func:`~convnets.data.images.load_rgb`.
 
-    A file that cannot be decoded (not an image, truncated, corrupt) is skipped: the
+    A file that cannot be used (not an image, truncated, too large, ...) is skipped: the
     next readable file in the list (wrapping around) is returned in its place, so batch
     sizes stay constant, which matters for DistributedDataParallel. Each bad file is
-    flagged in a byte array in shared memory, so flags set in DataLoader worker
-    processes (fork or spawn) are seen by the main process: ``bad_files()`` counts the
-    distinct bad files met since the last ``reset_bad_files()``, ``bad_file_names()``
-    lists them. With ``fail_fast=True`` the first bad file raises ``BadImageError``.
-    (The shared array can be pickled only to start a process, as DataLoader does; the
-    dataset cannot be deep-copied.)
+    flagged, with the index of its reason in ``images.REASONS``, in a byte array in
+    shared memory, so flags set in DataLoader worker processes (fork or spawn) are seen
+    by the main process: ``bad_files()`` counts the distinct bad files met since the
+    last ``reset_bad_files()``, ``bad_file_names()`` lists them, ``bad_file_report()``
+    gives printable ``(path, reason)`` pairs. With ``fail_fast=True`` the first bad file
+    raises ``BadImageError``. ``max_pixels`` is the decoding limit (default: the one in
+    force when the dataset is made). (The shared array can be pickled only to start a
+    process, as DataLoader does; the dataset cannot be deep-copied.)
     """
 
     def __init__(self, samples: list[tuple[str, int]], classes: list[str],
-                 transform: Callable | None, *, fail_fast: bool = False, root: str = "") -> None:
+                 transform: Callable | None, *, fail_fast: bool = False, root: str = "",
+                 max_pixels: int | None = None) -> None:
         self.samples, self.classes, self.transform = samples, classes, transform
         self.targets = [label for _, label in samples]
         self.fail_fast, self.root = fail_fast, root
+        self.max_pixels = get_max_pixels() if max_pixels is None else max_pixels
         self._bad = multiprocessing.Array(ctypes.c_uint8, max(1, len(samples)), lock=False)
 
     def __len__(self) -> int:
@@ -187,54 +164,101 @@ class ImageFolderDataset(_Labelled):
         return np.frombuffer(self._bad, dtype=np.uint8)[: len(self.samples)]
 
     def bad_files(self) -> int:
-        return int(self._flags().sum())
+        return int(np.count_nonzero(self._flags()))
 
     def bad_file_names(self) -> list[str]:
         return [self.samples[i][0] for i in np.flatnonzero(self._flags())]
+
+    def bad_file_report(self) -> list[tuple[str, str]]:
+        flags = self._flags()
+        return [(display_path(self.samples[i][0]), REASONS[flags[i] - 1])
+                for i in np.flatnonzero(flags)]
 
     def reset_bad_files(self) -> None:
         self._flags()[:] = 0
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         n = len(self.samples)
+        first: BadImageError | None = None
         for k in range(n):
             j = (i + k) % n
             if self._bad[j]:
                 continue
             path, label = self.samples[j]
             try:
-                img = load_rgb(path)
-            except Exception as err:  # any decoder failure: PIL raises OSError, SyntaxError, ...
+                img = load_rgb(path, max_pixels=self.max_pixels)
+            except BadImageError as err:
                 if self.fail_fast:
-                    raise BadImageError(f"unreadable image {path}: {err}") from None
-                self._bad[j] = 1
+                    raise
+                self._bad[j] = 1 + (REASONS.index(err.reason) if err.reason in REASONS else 0)
+                first = first or err
                 continue
             return (self.transform(img) if self.transform else img), label
-        raise BadImageError(f"{self.root}: none of the {n} image files is readable")
+        example = f" (e.g. {first})" if first else ""
+        raise BadImageError(f"{display_path(self.root)}: none of the {n} image files is "
+                            f"readable{example}")
 
 
-def _is_image_file(name: str) -> bool:
+def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
 
 
+def _entries(directory: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(directory) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as err:
+        raise DataError(f"cannot list {display_path(directory)}: "
+                        f"{err.strerror or err}") from None
+
+
 def _class_dirs(root: str) -> list[str]:
-    return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    return [e.name for e in _entries(root) if e.is_dir() and not e.name.startswith(".")]
 
 
-def _scan(root: str, classes: list[str], what: str) -> list[tuple[str, int]]:
+def _within(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _image_files(top: str, roots: tuple[str, str], seen: set[str]) -> list[str]:
+    """Regular image files under ``top``: its own files (sorted), then its subfolders'.
+
+    Special files (named pipes, sockets, devices) are never listed: reading one can block
+    forever. ``roots`` are the real paths of the data root and of the class folder being
+    walked. A link to a folder is followed only where it leads inside one of them and not
+    to the class folder or above it, and each real folder is walked once: a link to
+    ``.`` or ``..`` adds nothing, and a link out of the data set adds no foreign files. A
+    link to a file is followed wherever it leads: a folder of links to the files of a
+    larger data set is a common way to make a subset.
+    """
+    seen.add(os.path.realpath(top))
+    entries = _entries(top)
+    files = [e.path for e in entries if _is_image_name(e.name) and e.is_file()]
+    for e in entries:
+        if e.name.startswith(".") or not e.is_dir():
+            continue
+        real = os.path.realpath(e.path)
+        if real in seen:
+            continue
+        if e.is_symlink() and (not _within(real, roots) or _within(roots[1], (real,))):
+            continue
+        files += _image_files(e.path, roots, seen)
+    return files
+
+
+def _scan(root: str, classes: list[str], what: str, data_root: str) -> list[tuple[str, int]]:
     """(path, label) for every image file under root/<class>/ (recursively, sorted)."""
     index = {c: k for k, c in enumerate(classes)}
     present = _class_dirs(root)
     unknown = [c for c in present if c not in index]
     if unknown:
-        raise ValueError(f"{what}: class folder {os.path.join(root, unknown[0])} is not among "
-                         f"the {len(classes)} training classes")
+        raise DataError(f"{what}: class folder {display_path(os.path.join(root, unknown[0]))} "
+                        f"is not among the {len(classes)} training classes")
     samples = []
     for c in present:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, c), followlinks=True):
-            dirnames.sort()
-            samples += [(os.path.join(dirpath, f), index[c]) for f in sorted(filenames)
-                        if _is_image_file(f)]
+        top = os.path.join(root, c)
+        roots = (os.path.realpath(data_root), os.path.realpath(top))
+        samples += [(path, index[c]) for path in _image_files(top, roots, set())]
     return samples
 
 
@@ -242,7 +266,7 @@ def _scan(root: str, classes: list[str], what: str) -> list[tuple[str, int]]:
 
 def _split_name(split: str) -> str:
     if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r}: expected train, val or test")
+        raise DataError(f"unknown split {split!r}: expected train, val or test")
     return "train" if split == "train" else "val"
 
 
@@ -287,7 +311,7 @@ def _synthetic(arg: str, split: str, input_size) -> SyntheticDataset:
         if len(parts) > 2 or n < 1 or c < 1:
             raise ValueError
     except ValueError:
-        raise ValueError(f"synthetic:{arg}: expected synthetic[:N[:C]] with N samples and "
+        raise DataError(f"synthetic:{arg}: expected synthetic[:N[:C]] with N samples and "
                          "C classes, positive integers") from None
     return SyntheticDataset(n, c, input_size, seed=0 if split == "train" else 1)
 
@@ -303,21 +327,65 @@ _PICKLE_ALLOWED = {
 }
 
 
+class _ArrayType:
+    """Stands for numpy.ndarray in a pickle: numpy's pickles name the type only as the
+    first argument of ``_reconstruct``; calling it would allocate any declared shape."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("refusing to call numpy.ndarray")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
+    """Reads from memory (the whole file), so no declared length can make it allocate
+    more than the file; arrays may declare at most the file's size in bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), encoding="bytes")
+        self._limit = len(data)
+
     def find_class(self, module: str, name: str):
         if (module, name) not in _PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if name == "ndarray":
+            return _ArrayType
+        if name == "_reconstruct":
+            return self._reconstruct
         if module.startswith("numpy.core.") and int(np.__version__.split(".")[0]) >= 2:
             module = "numpy._core." + module[len("numpy.core."):]  # avoid the deprecated alias
         return super().find_class(module, name)
 
+    def _reconstruct(self, subtype, shape, dtype) -> np.ndarray:
+        # numpy pickles an array as _reconstruct(ndarray, (0,), b"b") plus its state; a
+        # larger shape here allocates memory that no data in the file fills.
+        if subtype is not _ArrayType:
+            raise pickle.UnpicklingError("_reconstruct of a type other than numpy.ndarray")
+        size = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+        if size > self._limit:
+            raise pickle.UnpicklingError(f"it declares an array of {size:,} bytes, more than "
+                                         f"the file's {self._limit:,}")
+        return np.ndarray(tuple(shape), dtype)
+
 
 def restricted_pickle_load(path: str) -> object:
     """Load a pickle that may contain only plain containers, bytes, numbers and numpy
-    arrays. Used for the CIFAR python-version files only: pickle is their official format
-    (written by Python 2, hence ``encoding='bytes'``)."""
+    arrays, none larger than the file. Used for the CIFAR python-version files only:
+    pickle is their official format (written by Python 2, hence ``encoding='bytes'``)."""
     with open(path, "rb") as f:
-        return _RestrictedUnpickler(f, encoding="bytes").load()
+        data = f.read()
+    return _RestrictedUnpickler(data).load()
+
+
+def _labels(values: object, n: int, n_classes: int) -> np.ndarray | None:
+    """The labels as int64, if ``values`` holds ``n`` integers in 0..n_classes-1."""
+    if isinstance(values, np.ndarray):
+        ok = values.ndim == 1 and (values.dtype.kind in "iu")
+    else:
+        ok = isinstance(values, list) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    if not ok or len(values) != n:
+        return None
+    lab = np.asarray(values, dtype=np.int64)
+    return lab if not len(lab) or (lab.min() >= 0 and lab.max() < n_classes) else None
 
 
 def _cifar(kind: str, root: str, split: str, train_transform: bool, input_size, preset):
@@ -333,35 +401,43 @@ def _cifar(kind: str, root: str, split: str, train_transform: bool, input_size, 
         mean, std = CIFAR100_MEAN, CIFAR100_STD
     where = f"{kind}:{root}"
     if not os.path.isdir(root):
-        raise ValueError(f"{where}: no such directory; expected {expected}")
+        raise DataError(f"{where}: no such directory; expected {expected}")
     missing = [f for f in files + [meta] if not os.path.isfile(os.path.join(root, f))]
     if missing:
-        raise ValueError(f"{where}: expected {expected}; missing {', '.join(missing)}")
+        raise DataError(f"{where}: expected {expected}; missing {', '.join(missing)}")
 
     def read(name: str) -> dict:
         try:
             obj = restricted_pickle_load(os.path.join(root, name))
         except Exception as err:
-            raise ValueError(f"{where}: {name} is not a CIFAR python-version pickle ({err})") from None
+            # The unpickler's failures on damaged data are unspecified (UnpicklingError,
+            # EOFError, ValueError, IndexError, ...): each means a file that is not CIFAR's.
+            reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"{where}: {name} is not a CIFAR python-version pickle "
+                            f"({reason})") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"{where}: {name} is not a CIFAR python-version pickle (no dict)")
+            raise DataError(f"{where}: {name} is not a CIFAR python-version pickle (no dict)")
         return obj
 
     names = read(meta).get(names_key)
-    if not isinstance(names, list) or len(names) != n_classes:
-        raise ValueError(f"{where}: {meta} has no list of {n_classes} {names_key.decode()}")
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if (not isinstance(names, list) or len(names) != n_classes
+            or not all(isinstance(n, (bytes, str)) for n in names)):
+        raise DataError(f"{where}: {meta} has no list of {n_classes} {names_key.decode()}")
+    classes = [n.decode("utf-8", "backslashreplace") if isinstance(n, bytes) else n for n in names]
     images, labels = [], []
     for name in files:
         batch = read(name)
-        data, lab = batch.get(b"data"), batch.get(labels_key)
+        data = batch.get(b"data")
         if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
-                or data.shape[1] != 3072 or lab is None or len(lab) != len(data)):
-            raise ValueError(f"{where}: {name} must hold b'data' (uint8, N x 3072) and "
-                             f"{labels_key!r} (N labels)")
-        lab = np.asarray(lab, dtype=np.int64)
-        if len(lab) and (lab.min() < 0 or lab.max() >= n_classes):
-            raise ValueError(f"{where}: {name} has labels outside 0..{n_classes - 1}")
+                or data.shape[1] != 3072):
+            what = (f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
+                    else f"a {type(data).__name__}")
+            raise DataError(f"{where}: {name} must hold b'data' (uint8, N x 3072: N 32x32 RGB "
+                            f"images); it holds {what}")
+        lab = _labels(batch.get(labels_key), len(data), n_classes)
+        if lab is None:
+            raise DataError(f"{where}: {name} must hold {labels_key!r} as {len(data)} integer "
+                            f"labels in 0..{n_classes - 1}, one per image")
         images.append(data.reshape(-1, 3, 32, 32))  # rows hold the R, G, B planes in turn
         labels.append(lab)
     transform = build_transform(preset or "cifar", train=train_transform, input_size=input_size,
@@ -383,27 +459,28 @@ def _imagenet_names(wnids: list[str]) -> list[str]:
     return names if len(names) == 1000 else wnids
 
 
-def _imagenet(root: str, split: str, transform_for, fail_fast: bool):
+def _imagenet(root: str, split: str, transform_for, fail_fast: bool, max_pixels: int | None):
     where = f"imagenet:{root}"
     expected = ("expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
                 "(ILSVRC-2012, validation images sorted into class folders)")
     if not os.path.isdir(root):
-        raise ValueError(f"{where}: no such directory; {expected}")
+        raise DataError(f"{where}: no such directory; {expected}")
     sub = os.path.join(root, split)
     if not os.path.isdir(sub):
-        raise ValueError(f"{where}: no {split}/ folder; {expected}")
+        raise DataError(f"{where}: no {split}/ folder; {expected}")
     class_root = os.path.join(root, "train") if os.path.isdir(os.path.join(root, "train")) else sub
     wnids = _class_dirs(class_root)
     for d in {class_root, sub}:
         if not _class_dirs(d):
-            flat = any(_is_image_file(e.name) for e in os.scandir(d))
+            flat = any(_is_image_name(e.name) for e in _entries(d))
             hint = f"; the images lie directly in {d}, sort them into class folders" if flat else ""
-            raise ValueError(f"{where}: no class folders in {d}; {expected}{hint}")
-    samples = _scan(sub, wnids, where)
+            raise DataError(f"{where}: no class folders in {d}; {expected}{hint}")
+    samples = _scan(sub, wnids, where, root)
     if not samples:
-        raise ValueError(f"{where}: no image files under {sub}; {expected}")
-    ds = ImageFolderDataset(samples, _imagenet_names(wnids), transform_for(IMAGENET_MEAN, IMAGENET_STD),
-                            fail_fast=fail_fast, root=sub)
+        raise DataError(f"{where}: no image files under {sub}; {expected}")
+    ds = ImageFolderDataset(samples, _imagenet_names([display_path(w) for w in wnids]),
+                            transform_for(IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
+                            root=sub, max_pixels=max_pixels)
     ds.wnids = wnids
     return ds
 
@@ -420,51 +497,54 @@ def _hold_out(samples: list[tuple[str, int]], split: str) -> list[tuple[str, int
     return kept
 
 
-def _folder(root: str, split: str, transform_for, fail_fast: bool):
+def _folder(root: str, split: str, transform_for, fail_fast: bool, max_pixels: int | None):
     where = f"folder:{root}"
     expected = "expected DIR/<class>/<image files>, or DIR/train/<class>/ and DIR/val/<class>/"
     if not os.path.isdir(root):
-        raise ValueError(f"{where}: no such directory; {expected}")
+        raise DataError(f"{where}: no such directory; {expected}")
     train_dir = os.path.join(root, "train")
     val_dirs = [os.path.join(root, v) for v in _VAL_NAMES if os.path.isdir(os.path.join(root, v))]
     if os.path.isdir(train_dir) or val_dirs:
         if split == "train":
             if not os.path.isdir(train_dir):
-                raise ValueError(f"{where}: no train/ folder beside {os.path.basename(val_dirs[0])}/; {expected}")
+                raise DataError(f"{where}: no train/ folder beside {os.path.basename(val_dirs[0])}/; {expected}")
             sub = train_dir
         else:
             if not val_dirs:
-                raise ValueError(f"{where}: no val/ or test/ folder beside train/; {expected}")
+                raise DataError(f"{where}: no val/ or test/ folder beside train/; {expected}")
             sub = val_dirs[0]
         class_root = train_dir if os.path.isdir(train_dir) else sub
     else:
         sub = class_root = root
     classes = _class_dirs(class_root)
     if not classes:
-        raise ValueError(f"{where}: no class folders in {class_root}; {expected}")
-    samples = _scan(sub, classes, where)
+        raise DataError(f"{where}: no class folders in {class_root}; {expected}")
+    samples = _scan(sub, classes, where, root)
     if sub == root:  # one flat folder: hold out a fixed tenth of each class for testing
         samples = _hold_out(samples, split)
     if not samples:
-        raise ValueError(f"{where}: no image files ({', '.join(IMG_EXTENSIONS[:4])}, ...) "
-                         f"{'held out ' if split != 'train' and sub == root else ''}under {sub}; {expected}")
-    return ImageFolderDataset(samples, classes, transform_for(IMAGENET_MEAN, IMAGENET_STD),
-                              fail_fast=fail_fast, root=sub)
+        raise DataError(f"{where}: no image files ({', '.join(IMG_EXTENSIONS[:4])}, ...) "
+                        f"{'held out ' if split != 'train' and sub == root else ''}under {sub}; {expected}")
+    # Class names are for printing and plotting: folder names that are not UTF-8 (made on
+    # another system) keep their bytes as \xNN escapes.
+    return ImageFolderDataset(samples, [display_path(c) for c in classes],
+                              transform_for(IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
+                              root=sub, max_pixels=max_pixels)
 
 
 def _check_input_size(input_size) -> tuple[int, int, int]:
     try:
         c, h, w = (int(v) for v in input_size)
     except (TypeError, ValueError):
-        raise ValueError(f"input_size must be (C, H, W), got {input_size!r}") from None
+        raise DataError(f"input_size must be (C, H, W), got {input_size!r}") from None
     if c not in (1, 3) or h < 1 or w < 1:
-        raise ValueError(f"input_size must be (C, H, W) with C 1 or 3, got {input_size!r}")
+        raise DataError(f"input_size must be (C, H, W) with C 1 or 3, got {input_size!r}")
     return c, h, w
 
 
 def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, int],
                  train_transform: bool, preset: str | None = None,
-                 fail_fast: bool = False) -> Dataset:
+                 fail_fast: bool = False, max_pixels: int | None = None) -> Dataset:
     """Open the dataset named by ``spec`` (see the module docstring) for ``split``.
 
     ``input_size`` is the model's ``(C, H, W)``: images come out as float32 tensors of
@@ -472,7 +552,8 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
     preset's augmentation (True) or its evaluation pipeline (False). ``preset`` overrides
     the dataset's default (digits -> "digits", CIFAR -> "cifar", ImageNet and folders ->
     "imagenet"; synthetic data ignores it). ``fail_fast`` makes an unreadable image
-    file raise ``BadImageError`` instead of being skipped and counted.
+    file raise ``BadImageError`` instead of being skipped and counted; ``max_pixels``
+    bounds the pixels one image file may decode to (default: ``images.get_max_pixels()``).
     """
     input_size = _check_input_size(input_size)
     split = _split_name(split)
@@ -484,10 +565,10 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
     else:
         kind, sep, arg = spec.partition(":")
         if kind not in ("synthetic", "cifar10", "cifar100", "imagenet", "folder"):
-            raise ValueError(f"unknown dataset {spec!r}: expected {SPEC_HELP} "
+            raise DataError(f"unknown dataset {spec!r}: expected {SPEC_HELP} "
                              "(an image-folder path must exist)")
         if kind != "synthetic" and not arg:
-            raise ValueError(f"{spec}: expected {kind}:DIR")
+            raise DataError(f"{spec}: expected {kind}:DIR")
     if kind == "synthetic":
         return _synthetic(arg, split, input_size)
     root = os.path.expanduser(arg)
@@ -499,5 +580,5 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
                                mean=mean, std=std)
 
     if kind == "imagenet":
-        return _imagenet(root, split, transform_for, fail_fast)
-    return _folder(root, split, transform_for, fail_fast)
+        return _imagenet(root, split, transform_for, fail_fast, max_pixels)
+    return _folder(root, split, transform_for, fail_fast, max_pixels)

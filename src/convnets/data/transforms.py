@@ -12,6 +12,7 @@ resized to ``256/224`` of that (256 for 224, 146 for 128), the CIFAR preset pads
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -21,7 +22,8 @@ from torchvision.transforms import v2
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
-    "Lighting", "MatchChannels", "build_transform", "list_presets",
+    "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT", "build_transform",
+    "list_presets",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -99,6 +101,33 @@ class MatchChannels(nn.Module):
         return f"channels={self.channels}"
 
 
+# Resizing by the shorter side multiplies an image's pixels by its aspect ratio: a 1 x
+# 20,000 image resized to 256 would take 256 x 5,120,000 pixels (3.9 GB). Every preset
+# that resizes so then crops the centre, so the long side is first cut to this many times
+# the short one, which leaves the crop unchanged and bounds the memory.
+MAX_ASPECT = 16
+
+
+class ShorterSideResize(nn.Module):
+    """Resize the shorter side to ``size`` (``v2.Resize(size)``), after cutting the
+    central ``MAX_ASPECT``:1 part out of an image that is longer than that."""
+
+    def __init__(self, size: int, max_aspect: float = MAX_ASPECT) -> None:
+        super().__init__()
+        self.size, self.max_aspect = size, max_aspect
+        self.resize = v2.Resize(size, antialias=True)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        longest = math.floor(self.max_aspect * min(h, w))
+        if max(h, w) > longest:
+            img = v2.functional.center_crop(img, [min(h, longest), min(w, longest)])
+        return self.resize(img)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, max_aspect={self.max_aspect}"
+
+
 def _resize_side(size: int) -> int:
     """The resize side for a crop of ``size``: the papers' 256 for 224."""
     return round(size * 256 / 224)
@@ -115,12 +144,12 @@ def _geometry(preset: str, train: bool, h: int, w: int) -> list:
     if preset == "imagenet":
         if train:  # scale augmentation (Szegedy et al. 2015, Sec. 6), as torchvision's recipe
             return [v2.RandomResizedCrop((h, w), antialias=True), v2.RandomHorizontalFlip()]
-        return [v2.Resize(_resize_side(min(h, w)), antialias=True), v2.CenterCrop((h, w))]
+        return [ShorterSideResize(_resize_side(min(h, w))), v2.CenterCrop((h, w))]
     if preset == "alexnet":
         # Sec. 2: shorter side to 256, central 256x256 patch; Sec. 4.1: random 224 patches
         # and their mirrors. Lighting is added after conversion to float (see Lighting).
         side = _resize_side(min(h, w))
-        ops = [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+        ops = [ShorterSideResize(side), v2.CenterCrop(side)]
         if train:
             return ops + [v2.RandomCrop((h, w)), v2.RandomHorizontalFlip()]
         return ops[:1] + [v2.CenterCrop((h, w))]
@@ -135,7 +164,7 @@ def _geometry(preset: str, train: bool, h: int, w: int) -> list:
         # AlexNet's test input (Sec. 2): the central square of the image resized to 256,
         # left uncropped for evaluate()'s 10-crop, multi-crop and dense modes.
         side = _resize_side(min(h, w))
-        return [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+        return [ShorterSideResize(side), v2.CenterCrop(side)]
     if preset == "none":
         return [v2.Resize((h, w), antialias=True)]
     raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")

@@ -1,5 +1,5 @@
 """What a run writes besides checkpoints: metrics.jsonl (one JSON line per epoch),
-TensorBoard scalars and curves.png."""
+TensorBoard scalars, curves.png and bad_files.txt (the image files it had to skip)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,10 @@ from typing import Callable
 
 from .checkpoint import atomic_write
 
-__all__ = ["read_history", "write_history", "epoch_line", "tensorboard", "plot_curves"]
+__all__ = ["read_history", "write_history", "epoch_line", "tensorboard", "plot_curves",
+           "report_bad_files", "BAD_FILES"]
+
+BAD_FILES = "bad_files.txt"
 
 
 def read_history(path: str, upto: int) -> list[dict]:
@@ -30,6 +33,30 @@ def epoch_line(row: dict, epochs: int) -> str:
             f"top-1 err {row['train_top1']:.2f}%  test loss {row['test_loss']:.4f} "
             f"top-1 err {row['test_top1']:.2f}% top-5 err {row['test_top5']:.2f}%  "
             f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+
+
+def report_bad_files(directory: str | None, bad: list[tuple[str, str]], when: str,
+                     log: Callable[[str], None], show: int = 5) -> None:
+    """Name the first ``show`` skipped files on the console (``when``: "epoch 3", ...) and
+    keep every one met so far in ``directory/bad_files.txt``: one ``path<TAB>reason``
+    line per file, sorted (``cut -f1`` gives the paths)."""
+    listed = ""
+    if directory:
+        path = os.path.join(directory, BAD_FILES)
+        known: dict[str, str] = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                known = dict(line.rstrip("\n").rsplit("\t", 1) for line in f if "\t" in line)
+        known.update(bad)
+        text = "".join(f"{p}\t{r}\n" for p, r in sorted(known.items()))
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+        listed = f"; all listed in {path}"
+    log(f"{when}: skipped {len(bad)} unreadable image file{'s' if len(bad) != 1 else ''} "
+        f"(each replaced by the next readable one{listed}):")
+    for p, reason in bad[:show]:
+        log(f"  {p}  ({reason})")
+    if len(bad) > show:
+        log(f"  ... and {len(bad) - show} more")
 
 
 def tensorboard(run_dir: str, start_epoch: int, log: Callable[[str], None]):

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from . import logs
 from .config import TrainConfig, load_config
+from .worker_errors import unwrap_worker_errors
 
 __all__ = ["EvalTarget", "resolve_target", "snapshot_files", "evaluate_targets"]
 
@@ -113,8 +115,9 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     mode = {"center": "center", "ten": "ten_crop", "dense": "dense", "ten+dense": "ten_crop+dense"}[crops]
     # A list of members is evaluated as one ensemble that averages their softmax outputs.
     try:
-        result = evaluate(members if len(members) > 1 else members[0], loader, device=dev,
-                          mode=mode, scales=scales, num_classes=num_classes)
+        with unwrap_worker_errors():
+            result = evaluate(members if len(members) > 1 else members[0], loader, device=dev,
+                              mode=mode, scales=scales, num_classes=num_classes)
     except RuntimeError as err:
         if mode == "center":
             raise
@@ -127,8 +130,14 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     out = out or next((t.run_dir for t in resolved if t.run_dir), None)
     if out:
         os.makedirs(out, exist_ok=True)
+    report = getattr(test_set, "bad_file_report", None)
+    bad = report() if callable(report) else []
+    if bad:
+        logs.report_bad_files(out, bad, "evaluation", log)
+    if out:
         summary = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items()}
-        summary.update(targets=targets, members=len(members), data=data, crops=crops, scales=scales)
+        summary.update(targets=targets, members=len(members), data=data, crops=crops, scales=scales,
+                       bad_files=len(bad))
         ckpt.atomic_write(os.path.join(out, "eval.json"),
                           lambda f: f.write(json.dumps(summary, indent=2, default=str).encode()))
         classes = list(getattr(test_set, "classes", [str(i) for i in range(num_classes or 0)]))

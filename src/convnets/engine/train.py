@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
 from .config import TrainConfig
+from .worker_errors import unwrap_worker_errors
 
 __all__ = ["NonFiniteLossError", "lr_factor", "build_optimizer", "train_one_epoch", "fit",
            "default_run_dir"]
@@ -188,7 +189,8 @@ def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
         raise ValueError("--amp fp16 needs a CUDA GPU (its loss scaling is for GPUs); use --amp bf16")
     env = ddp.setup(device)
     try:
-        return _fit(cfg, run_dir, resume, until_epoch, datasets, log, progress, env, device)
+        with unwrap_worker_errors():
+            return _fit(cfg, run_dir, resume, until_epoch, datasets, log, progress, env, device)
     finally:
         ddp.cleanup()
 
@@ -290,7 +292,7 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
                 raise NonFiniteLossError(f"training stopped: {err}; {kept}; try a lower --lr or "
                                          "--warmup") from None
             step += tr["steps"]
-            bad_files = _take_bad_files(train_set)
+            bad_files = _gather_bad_files(train_set, env)
             row: dict[str, Any] = {}
             if main:
                 row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"]}
@@ -303,9 +305,10 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
                                        num_classes=num_classes)
                     row.update(ema_test_top1=res_ema["top1"], ema_test_top5=res_ema["top5"])
                 row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
+                bad_files += _gather_bad_files(test_set, ddp.DistEnv())
                 if bad_files:
-                    row["bad_files"] = bad_files
-                    log(f"epoch {epoch + 1}: skipped {bad_files} unreadable image files")
+                    row["bad_files"] = len(bad_files)
+                    logs.report_bad_files(run_dir, bad_files, f"epoch {epoch + 1}", log)
             # Taken after evaluation, so that the saved RNG states are exactly those the
             # next epoch starts from.
             rngs = _gather_rng(env)
@@ -345,12 +348,17 @@ def _gather_rng(env: ddp.DistEnv) -> list[dict]:
     return every
 
 
-def _take_bad_files(dataset: Dataset) -> int:
-    count = getattr(dataset, "bad_files", None)
-    if not callable(count):
-        return 0
-    n = int(count())
+def _gather_bad_files(dataset: Dataset, env: ddp.DistEnv) -> list[tuple[str, str]]:
+    """(path, reason) of every unreadable file any process met since the last call, which
+    starts the count afresh. Each process sees only its share of the data, so in a
+    data-parallel run this is a collective: every rank calls it."""
+    report = getattr(dataset, "bad_file_report", None)
+    mine = report() if callable(report) else []
     reset = getattr(dataset, "reset_bad_files", None)
     if callable(reset):
         reset()
-    return n
+    if env.distributed:
+        every: list[Any] = [None] * env.world_size
+        dist.all_gather_object(every, mine)
+        mine = [item for part in every for item in part]
+    return sorted(set(mine))
