@@ -122,3 +122,28 @@ def test_a_corrupt_file_restores_nothing(tmp_path, digits):
     other = convnets.create_model("resnet32", num_classes=10)
     with pytest.raises(CheckpointError, match="does not belong to this model"):
         ckpt.load_checkpoint(run, model=other)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"epoch": 1, "lr": 0.1}\nnot json\n', "line 2, is not JSON"),
+    ('[1, 2]\n', "line 1, is not a metrics row"),
+    ('{"lr": 0.1}\n', "line 1, is not a metrics row"),
+])
+def test_a_tampered_metrics_file_is_one_line(tmp_path, content, message):
+    from convnets.errors import RunDirError
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(content)
+    with pytest.raises(RunDirError, match=message):
+        read_history(str(path))
+
+
+def test_a_metrics_row_lacking_a_key_still_resumes_and_plots(tmp_path, digits):
+    run = tmp_path / "run"
+    fit(_cfg(), str(run), until_epoch=1, datasets=digits, log=_quiet)
+    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    del rows[0]["test_top5_err"], rows[0]["train_loss"]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = fit(_cfg(), str(run), resume=True, until_epoch=2, datasets=digits, log=_quiet)
+    assert [r["epoch"] for r in result["history"]] == [1, 2]
+    assert (run / "curves.png").stat().st_size > 1000

@@ -14,6 +14,7 @@ import math
 import os
 from typing import Any, Callable
 
+from ..errors import RunDirError
 from .checkpoint import atomic_write
 
 __all__ = ["METRIC_KEYS", "read_history", "write_history", "with_best", "best_row", "epoch_line",
@@ -42,9 +43,21 @@ def read_history(path: str, upto: int | None = None) -> list[dict]:
     epoch whose checkpoint was never committed and are dropped."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    rows = [{_RENAMED.get(k, k): _none_as_nan(v) for k, v in r.items()} for r in rows]
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise RunDirError(f"{path}, line {number}, is not JSON") from None
+            epoch = row.get("epoch") if isinstance(row, dict) else None
+            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+                raise RunDirError(f"{path}, line {number}, is not a metrics row (no epoch number)")
+            row = {_RENAMED.get(k, k): _none_as_nan(v) for k, v in row.items()}
+            # A row from another version may lack a metric: it reads as not measured.
+            rows.append({**{k: math.nan for k in METRIC_KEYS}, **row})
     rows = [r for r in rows if upto is None or r["epoch"] <= upto]
     return with_best(rows)
 
