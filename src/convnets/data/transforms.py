@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
-    "Lighting", "MatchChannels", "build_transform", "list_presets",
+    "Lighting", "MatchChannels", "build_transform", "list_presets", "match_stats",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -169,7 +169,7 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     c, h, w = input_size
     if preset not in _PRESETS:
         raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
-    mean_c, std_c = _match_stats(mean, std, c)
+    mean_c, std_c = match_stats(mean, std, c)
     ops = [_ToImage(), *_geometry(preset, train, h, w), v2.ToDtype(torch.float32, scale=True)]
     if preset == "alexnet" and train:
         ops.append(_RGBOnly(Lighting()))
@@ -177,7 +177,8 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     return v2.Compose(ops)
 
 
-def _match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
+def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
+    """Per-channel statistics of the data as the normalisation of a ``c``-channel input."""
     mean, std = list(mean), list(std)
     if len(mean) != len(std) or len(mean) not in (1, 3):
         raise ValueError(f"mean/std must have 1 or 3 values, got {mean} and {std}")

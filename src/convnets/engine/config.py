@@ -100,8 +100,9 @@ class TrainConfig:
     """
 
     model: str = _opt("resnet20", "model name (default: the recipe's model)")
-    data: str | None = _opt(None, "dataset: digits (default), synthetic[:N], cifar10:DIR, "
-                            "cifar100:DIR, imagenet:DIR, folder:DIR",
+    data: str | None = _opt(None, "dataset: digits (default), digits:CLASSES (some digits, "
+                            "relabelled 0..k-1: digits:0-4, digits:5,7,9), synthetic[:N], "
+                            "cifar10:DIR, cifar100:DIR, imagenet:DIR, folder:DIR",
                             flag="--data")
     preset: str | None = _opt(None, "augmentation preset (default: the dataset's; `convnets recipes`)",
                               flag="--preset")

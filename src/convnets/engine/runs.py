@@ -22,6 +22,8 @@ from torch import nn
 from ..errors import ConfigError, NotFoundError, RunDirError
 from . import checkpoint as ckpt
 from .config import TrainConfig, load_config
+from .inference_spec import (INFERENCE_FILE, InferenceSpec, load_inference_spec, spec_from_dataset,
+                             spec_without_run)
 
 __all__ = ["RunTarget", "resolve_target", "load_models", "snapshot_files", "evaluate_targets"]
 
@@ -42,6 +44,43 @@ class RunTarget:
         from ..models import model_info
 
         return self.config.model_input_size() if self.config else model_info(self.model).input_size
+
+    def inference_spec(self, num_classes: int) -> InferenceSpec:
+        """Class names, normalisation and evaluation preset for a model with
+        ``num_classes`` outputs: the run's inference.json; for a run from before that file,
+        the same read from its dataset, reopened; without a run, the conventions of the
+        model's own dataset (:func:`spec_without_run`)."""
+        if self.run_dir is None:
+            return spec_without_run(self.model, num_classes, self.input_size)
+        path = os.path.join(self.run_dir, INFERENCE_FILE)
+        if os.path.exists(path):
+            spec = load_inference_spec(path)
+            if spec.model != self.model or spec.input_size != self.input_size:
+                raise RunDirError(f"{path} describes a {spec.model} at {_size(spec.input_size)}, "
+                                  f"but the run trains a {self.model} at {_size(self.input_size)}")
+        else:
+            spec = self._spec_from_data(path)
+        if spec.num_classes != num_classes:
+            raise RunDirError(f"{path if os.path.exists(path) else self.run_dir} names "
+                              f"{spec.num_classes} classes, but the weights have {num_classes}")
+        return spec
+
+    def _spec_from_data(self, path: str) -> InferenceSpec:
+        from ..data import open_dataset
+
+        cfg = self.config
+        try:
+            data = open_dataset(cfg.data, "test", input_size=self.input_size,
+                                train_transform=False, preset=cfg.preset)
+        except ValueError as err:  # open_dataset's one-line "missing or malformed" errors
+            raise RunDirError(f"{self.run_dir} has no {INFERENCE_FILE} (a run from an older "
+                              "convnets), so its class names and normalisation come from its "
+                              f"data, which cannot be opened here: {err}") from None
+        return spec_from_dataset(self.model, data, self.input_size, cfg.data)
+
+
+def _size(input_size: tuple[int, int, int]) -> str:
+    return "x".join(map(str, input_size))
 
 
 def load_models(target: RunTarget, *, num_classes: int | None = None) -> list[nn.Module]:

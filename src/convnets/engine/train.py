@@ -305,8 +305,22 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         if env.is_main:
             os.makedirs(run_dir, exist_ok=True)
             cfg.save(os.path.join(run_dir, "config.json"))
+    if env.is_main:
+        _record_inference_spec(cfg, run_dir, test_set, input_size)
     return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
                 optimizer, scheduler, scaler, start_epoch, step)
+
+
+def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
+                           input_size: tuple[int, int, int]) -> None:
+    """Write what predict needs (class names, normalisation, preset) before training, so
+    that every checkpoint of the run can be used without its data; a run from before
+    this file gets it when resumed."""
+    from .inference_spec import INFERENCE_FILE, save_inference_spec, spec_from_dataset
+
+    spec = spec_from_dataset(cfg.model, test_set, input_size, cfg.data)
+    if spec is not None and not os.path.exists(os.path.join(run_dir, INFERENCE_FILE)):
+        save_inference_spec(run_dir, spec)
 
 
 def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int | None,
