@@ -210,6 +210,91 @@ def cmd_analyze(args: argparse.Namespace) -> None:
           "eigenvalues holding 99% of the variance.")
 
 
+def _print_top(pred, out) -> None:
+    top = ", ".join(f"{name} {100 * p:.1f}%" for name, p in zip(pred.classes, pred.probabilities))
+    print(f"{pred.source}: {top}", file=out)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import json
+
+    from tqdm import tqdm
+
+    from .errors import DataError
+    from .inspect.predict import Predictor, find_images
+
+    if args.topk < 1:
+        raise UserError(f"--topk must be at least 1, got {args.topk}")
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserError("--batch-size must be at least 1 and --workers at least 0")
+    predictor = Predictor.from_target(args.target, model=args.model, device=args.device, ema=args.ema)
+    if not predictor.weights:
+        _note(f"note: {predictor.model_name} has no weights given; these are the predictions of "
+              "its untrained initialisation")
+    inputs, empty = [], 0
+    for path in args.images:  # a folder with no images is one error; the others still run
+        try:
+            inputs += find_images(path) if os.path.isdir(path) else [path]
+        except DataError as err:
+            _error_line(err)
+            empty += 1
+    failed = empty
+    bar = tqdm(total=len(inputs), unit="img", disable=not sys.stderr.isatty(), leave=False,
+               dynamic_ncols=True)
+    for pred in predictor.iter_predictions(inputs, args.topk, batch_size=args.batch_size,
+                                           keep_going=True, workers=args.workers):
+        bar.update(1)
+        if pred.error is not None:
+            failed += 1
+            with bar.external_write_mode():
+                _error_line(pred.error)
+            continue
+        with bar.external_write_mode():
+            if args.json:
+                print(json.dumps(pred.as_dict()))
+            else:
+                _print_top(pred, sys.stdout)
+    bar.close()
+    if failed:
+        raise DataError(f"{failed} of {len(inputs) + empty} inputs could not be predicted")
+
+
+def _error_line(err) -> None:
+    print(f"convnets: error: {err}", file=sys.stderr)
+
+
+def cmd_export_images(args: argparse.Namespace) -> None:
+    from .data.export import export_images
+
+    counts = export_images(args.data, args.out, split=args.split, per_class=args.per_class)
+    print(f"wrote {sum(counts.values())} images of the {args.split} split in {len(counts)} class "
+          f"folders to {args.out}")
+
+
+def cmd_transfer(args: argparse.Namespace) -> None:
+    import json
+
+    from .inspect.transfer import METHODS, transfer
+
+    res = transfer(args.target, args.data, args.shots, classes=args.classes, model=args.model,
+                   finetune=args.finetune, draws=args.draws, seed=args.seed, steps=args.steps,
+                   device=args.device, log=None if args.json else _note)
+    if args.json:
+        print(json.dumps(res.as_dict()))
+        return
+    seeds = (f"seed {res.seeds[0]}" if len(res.seeds) == 1
+             else f"seeds {res.seeds[0]}-{res.seeds[-1]}")
+    print(f"{res.model} from {res.target} -> {res.data}: {len(res.classes)} classes "
+          f"({', '.join(res.classes[:10])}{', ...' if len(res.classes) > 10 else ''}), "
+          f"{res.shots} training images each, {len(res.seeds)} draws ({seeds}), "
+          f"{res.test_images} test images")
+    for method, errs in res.errors.items():
+        mean, std = res.mean_std(method)
+        draws = " ".join(f"{e:.1f}" for e in errs)
+        print(f"  {METHODS[method]:<38} test top-1 error {mean:6.2f}% +- {std:5.2f}  "
+              f"(per draw: {draws})")
+
+
 # --- parser ----------------------------------------------------------------------------
 
 def _flag_type(parse: Callable[[str], object]) -> Callable[[str], object]:
@@ -242,11 +327,20 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(opt.flag, **kw)
 
 
+def _data_help() -> str:
+    from dataclasses import fields
+
+    from .engine.config import TrainConfig
+
+    return next(f for f in fields(TrainConfig) if f.name == "data").metadata["option"].help
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .engine.config import int_list
 
     parser = _Parser(prog="convnets", description="Deep convolutional networks of the ImageNet era: "
-                     "list and inspect models, train them with the papers' recipes, evaluate them.")
+                     "list and inspect models, train them with the papers' recipes, evaluate them, "
+                     "ask them about images and reuse their features.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -289,6 +383,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write eval.json and confusion.png (default: the run directory)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of images (files or folders) for a run, "
+                                       "weights file or model")
+    p.add_argument("target", metavar="TARGET",
+                   help="run directory, weights file (.safetensors/.pt, with --model) or model name")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, or folders (every image in them, recursively)")
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--ema", action="store_true", help="use a run's EMA weights")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export-images", help="write a dataset's images as PNG files, one folder "
+                                             "per class (to try predict on)")
+    p.add_argument("data", metavar="DATA", help=_data_help())
+    p.add_argument("out", metavar="DIR", help="a new or empty folder")
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="which split (default test: images no run has trained on)")
+    p.add_argument("--per-class", type=int, help="at most this many images of each class")
+    p.set_defaults(func=cmd_export_images)
+
+    p = sub.add_parser("transfer", help="fit a linear classifier on a network's frozen features "
+                                        "from N images per class; compare with training from scratch")
+    p.add_argument("target", metavar="TARGET", help="run directory, weights file or model name")
+    p.add_argument("--data", required=True, help=f"the new task's {_data_help()}")
+    p.add_argument("--shots", type=int, required=True, help="training images per class")
+    p.add_argument("--classes", help="some of the data's classes: names, indices or ranges, "
+                                     "e.g. 5-9 or cat,dog")
+    p.add_argument("--finetune", action="store_true",
+                   help="also fine-tune the whole network from its trained weights")
+    p.add_argument("--draws", type=int, default=5,
+                   help="draws of the training images, one seed each (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first draw (default 0)")
+    p.add_argument("--steps", type=int, default=300,
+                   help="SGD steps from scratch and for fine-tuning (default 300)")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("recipes", help="the papers' training recipes and the data presets")
     p.set_defaults(func=cmd_recipes)
