@@ -223,10 +223,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .errors import DataError
     from .inspect.predict import Predictor, find_images
 
-    if args.topk < 1:
-        raise UserError(f"--topk must be at least 1, got {args.topk}")
-    if args.batch_size < 1 or args.workers < 0:
-        raise UserError("--batch-size must be at least 1 and --workers at least 0")
     predictor = Predictor.from_target(args.target, model=args.model, device=args.device, ema=args.ema)
     if not predictor.weights:
         _note(f"note: {predictor.model_name} has no weights given; these are the predictions of "
@@ -450,14 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _as_flags(err: ConvnetsError) -> str:
-    """The error with a configuration field named by its flag (``--wd``, not ``weight_decay``)."""
+    """The error with an option named by its flag (``--wd``, not ``weight_decay``; a library
+    argument such as ``batch_size`` as ``--batch-size``)."""
     option = getattr(err, "option", None)
     if option:
         from .engine.config import train_options
 
         flags = {f.name: opt.flag for f, opt, _ in train_options()}
-        if option in flags:
-            return f"{flags[option]} {err.text}"
+        return f"{flags.get(option, '--' + option.replace('_', '-'))} {err.text}"
     return str(err)
 
 

@@ -230,8 +230,9 @@ def test_cli_prints_names_and_probabilities_and_json(digits04_run, predictor, tm
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["predict", "RUN", "IMG", "--topk", "0"], "--topk must be at least 1"),
-    (["predict", "RUN", "IMG", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["predict", "RUN", "IMG", "--topk", "0"], "--topk must be a whole number of at least 1"),
+    (["predict", "RUN", "IMG", "--batch-size", "0"], "--batch-size must be a whole number of at"),
+    (["predict", "RUN", "IMG", "--workers", "-1"], "--workers must be a whole number of at least 0"),
     (["predict", "RUN", "IMG", "--device", "tpu"], "--device 'tpu' is not"),
     (["predict", "RUN"], "the following arguments are required"),
     (["predict", "/no/such/run/", "IMG"], "no run directory or weights file"),

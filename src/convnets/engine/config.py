@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, RunDirError
 
-__all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "int_list", "list_recipes",
+__all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
+           "list_recipes",
            "recipe_config", "load_config", "resume_changes"]
 
 
@@ -63,6 +64,14 @@ def _in_range(low: float, high: float) -> Callable[[Any], str | None]:
 
 def _positive(v: float) -> str | None:
     return None if v > 0 else f"must be positive, got {v}"
+
+
+def check_whole(**values: tuple[Any, int]) -> None:
+    """``name=(value, least)``: each value a whole number of at least ``least``, or a
+    ConfigError naming the first that is not (for arguments of library functions)."""
+    for name, (value, least) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError.of(name, f"must be a whole number of at least {least}, got {value!r}")
 
 
 def int_list(text: str) -> list[int]:

@@ -195,10 +195,9 @@ class Predictor:
         """:meth:`predict`, one result at a time as batches complete. With ``keep_going``
         an unreadable input yields a Prediction with its ``error`` instead of raising;
         ``workers`` processes decode images in parallel."""
-        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-            raise ConfigError.of("topk", f"must be a whole number of at least 1, got {topk!r}")
-        if batch_size < 1 or workers < 0:
-            raise ConfigError("batch_size must be at least 1 and workers at least 0")
+        from ..engine.config import check_whole
+
+        check_whole(topk=(topk, 1), batch_size=(batch_size, 1), workers=(workers, 0))
         items = _expand(images)
         k = min(topk, len(self.classes))
         loader = DataLoader(_Inputs(items, self.preprocess), batch_size=batch_size,

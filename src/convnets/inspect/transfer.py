@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import ConfigError, DataError
+from .predict import Predictor
 
 __all__ = ["METHODS", "TransferResult", "draw_shots", "extract_features", "fit_linear",
            "transfer"]
@@ -142,24 +143,23 @@ def _test_err(model: nn.Module, loader: DataLoader, device: torch.device) -> flo
 
 # --- the experiment ----------------------------------------------------------------------
 
-def transfer(target: str, data: str, shots: int, *, classes: str | None = None,
+def transfer(target: str | Predictor, data: str, shots: int, *, classes: str | None = None,
              model: str | None = None, finetune: bool = False, draws: int = 5, seed: int = 0,
              steps: int = 300, batch_size: int = 64, device: str = "auto",
              log: Callable[[str], None] | None = None) -> TransferResult:
-    """Transfer the network ``target`` (a run directory, weights file or model name) to
-    ``data`` (a dataset spec; ``classes`` a selection of its classes, as in
-    ``digits:5-9``) with ``shots`` training images per class; see the module docstring.
+    """Transfer the network ``target`` (a run directory, weights file or model name, or a
+    loaded Predictor, which is left as it is) to ``data`` (a dataset spec; ``classes`` a
+    selection of its classes, as in ``digits:5-9``) with ``shots`` training images per
+    class; see the module docstring.
     ``log`` receives a line per finished draw."""
     from ..data import open_dataset
     from ..data.subsets import select_classes
+    from ..engine.config import check_whole
     from ..models import create_model
-    from .predict import Predictor
 
-    for name, value, low in (("shots", shots, 1), ("draws", draws, 1), ("steps", steps, 1),
-                             ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError.of(name, f"must be a whole number of at least {low}, got {value!r}")
-    source = Predictor.from_target(target, model=model, device=device)
+    check_whole(shots=(shots, 1), draws=(draws, 1), steps=(steps, 1), batch_size=(batch_size, 1))
+    source = (target if isinstance(target, Predictor)
+              else Predictor.from_target(target, model=model, device=device))
 
     def split(name: str, augment: bool) -> Dataset:
         ds = open_dataset(data, name, input_size=source.input_size, train_transform=augment,
@@ -172,7 +172,8 @@ def transfer(target: str, data: str, shots: int, *, classes: str | None = None,
         raise DataError(f"transfer needs at least 2 classes, {data} has {k}")
     test_loader = DataLoader(test, batch_size=batch_size)
     test_feats, test_labels = extract_features(source.model, test_loader, source.device)
-    result = TransferResult(target, source.model_name, data, list(train.classes), shots,
+    result = TransferResult(target if isinstance(target, str) else source.model_name,
+                            source.model_name, data, list(train.classes), shots,
                             [seed + d for d in range(draws)], len(test), steps)
     for m in ["linear", "scratch"] + (["finetune"] if finetune else []):
         result.errors[m] = []
