@@ -6,14 +6,17 @@ stderr and exit status 2; a traceback means a bug in convnets.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
+
+from .errors import ConfigError, ConvnetsError
 
 __all__ = ["main", "build_parser"]
 
 
-class UserError(Exception):
-    """A problem with the user's input, reported as one line."""
+class UserError(ConfigError):
+    """A problem with the command line itself, reported as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +46,7 @@ def cmd_models(args: argparse.Namespace) -> None:
         params, gflops = count_params(model), count_flops(model, info.input_size) / 1e9
         size = "x".join(map(str, info.input_size))
         print(f"{name:<22} {params:>13,} {gflops:>8.2f} {size:>11} {info.dataset:>9} "
-              f"{_fmt_err(info.top1):>6} {_fmt_err(info.top5):>6}")
+              f"{_fmt_err(info.top1_err):>6} {_fmt_err(info.top5_err):>6}")
     print(f"\n{len(names)} models. GFLOPs = 2 x multiply-adds at the input size shown "
           "(torchvision and timm publish multiply-adds as GFLOPS); top-1/top-5: published error, %.")
 
@@ -79,56 +82,31 @@ def cmd_info(args: argparse.Namespace) -> None:
             print(f"{key:<12} {value}")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated epochs, got {text!r}") from None
-
-
-# Options of `train` that set a TrainConfig field; None means "not given".
-_TRAIN_FIELDS = {
-    "model": "model", "data": "data", "preset": "preset", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr", "wd": "weight_decay", "momentum": "momentum",
-    "nesterov": "nesterov", "schedule": "schedule", "milestones": "milestones",
-    "warmup": "warmup_epochs", "label_smoothing": "label_smoothing", "init": "init",
-    "amp": "amp", "channels_last": "channels_last", "accum_steps": "accum_steps", "ema": "ema",
-    "snapshot_ensemble": "snapshot_ensemble", "seed": "seed", "deterministic": "deterministic",
-    "sync_bn": "sync_bn", "workers": "workers", "device": "device", "input_size": "input_size",
-}
-_RESUME_MAY_CHANGE = {"workers", "device"}  # do not change what is computed
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    import os
-
-    from .engine.config import load_config, recipe_config
+    from .engine.config import load_config, recipe_config, train_options
     from .engine.train import fit
 
-    given = {field: getattr(args, opt) for opt, field in _TRAIN_FIELDS.items()
-             if getattr(args, opt) is not None}
-    if "input_size" in given:
-        from .perf.profile import parse_input_size
-
-        given["input_size"] = list(parse_input_size(given["input_size"]))
+    given = {f.name: getattr(args, f.name) for f, _, _ in train_options()
+             if getattr(args, f.name) is not None}
+    if args.model is not None:
+        given["model"] = args.model
     if args.resume:
-        fixed = sorted(k for k in given if k not in _RESUME_MAY_CHANGE)
-        if args.recipe or args.out or fixed:
-            what = f"--{(fixed[0] if fixed else 'recipe' if args.recipe else 'out').replace('_', '-')}"
-            raise UserError(f"--resume continues a run with its saved config; {what} cannot be "
-                            "given with it (only --workers and --device can)")
-        if not os.path.isdir(args.resume):
+        if args.recipe or args.out:
+            raise UserError(f"--resume continues a run with its saved config; "
+                            f"{'--recipe' if args.recipe else '--out'} cannot be given with it")
+        # fit() refuses changes to anything but the fields that may change on resume.
+        cfg = load_config(os.path.join(args.resume, "config.json")) if os.path.isdir(args.resume) else None
+        if cfg is None:
             raise UserError(f"run directory not found: {args.resume}")
-        cfg = load_config(os.path.join(args.resume, "config.json")).replace(**given)
-        run_dir = args.resume
+        cfg, run_dir = cfg.replace(**given), args.resume
     else:
-        cfg = recipe_config(args.recipe or "digits", **given)
-        run_dir = args.out
+        cfg, run_dir = recipe_config(args.recipe or "digits", **given), args.out
     result = fit(cfg, run_dir, resume=bool(args.resume))
-    last = result["last"]
+    last, best = result["last"], result["best"]
     if last is not None:
-        print(f"done: {result['run_dir']}  test top-1 error {last['test_top1']:.2f}%  "
-              f"top-5 error {last['test_top5']:.2f}%  (epoch {last['epoch']})")
+        print(f"done: {result['run_dir']}  test top-1 error {last['test_top1_err']:.2f}%  "
+              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); best "
+              f"top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}")
 
 
 def cmd_recipes(args: argparse.Namespace) -> None:
@@ -156,6 +134,8 @@ def cmd_recipes(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    import json
+
     from .engine.runs import evaluate_targets
 
     if args.scales and args.crops == "center":
@@ -163,16 +143,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
     res = evaluate_targets(args.targets, data=args.data, preset=args.preset, model=args.model,
                            ema=args.ema, crops=args.crops, scales=args.scales,
                            batch_size=args.batch_size, workers=args.workers, device=args.device,
-                           out=args.out)
+                           out=args.out, log=_note)
+    if args.json:
+        print(json.dumps(res["summary"]))
+        return
     what = f"ensemble of {res['members']}" if res["members"] > 1 else "model"
     print(f"{what}, {args.crops} crops, {res['n']} test images")
-    print(f"top-1 error {res['top1']:.2f}%  top-5 error {res['top5']:.2f}%  loss {res['loss']:.4f}")
-    per_class = res["per_class_accuracy"].tolist()
+    print(f"top-1 error {res['top1_err']:.2f}%  top-5 error {res['top5_err']:.2f}%  loss {res['loss']:.4f}")
+    per_class = res["per_class_acc"].tolist()
     if len(per_class) <= 20:
         names = res["classes"] or [str(i) for i in range(len(per_class))]
         print("per-class accuracy: " + "  ".join(f"{name} {acc:.1f}%" for name, acc in zip(names, per_class)))
     if res["out"]:
         print(f"wrote {res['out']}/eval.json" + (" and confusion.png" if len(per_class) <= 100 else ""))
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -181,9 +168,9 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from torch.utils.data import DataLoader
 
     from .data import open_dataset
+    from .engine.runs import RunTarget, load_models, resolve_target
     from .inspect.singularity import analyze_singularities
-    from .models import create_model, load_weights, model_info
-    from .models.registry import read_state_dict
+    from .models import model_info
     from .perf.profile import parse_input_size
 
     if args.analysis != "singularity":
@@ -192,35 +179,27 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         raise UserError("--batches and --batch-size must be at least 1")
     if not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    info, weights, data = model_info(args.model), args.weights, args.data
-    run_size = info.input_size
+    info = model_info(args.model)
     if args.run:
-        from .engine.runs import resolve_target
-
         target = resolve_target(args.run)
         if target.model != info.name:
             raise UserError(f"{args.run} holds a {target.model}, not a {info.name}")
-        weights = target.weights[0] if target.weights else None
-        if target.config is not None:
-            data = data if data is not None else target.config.data
-            run_size = target.config.model_input_size()
-    model = create_model(info.name)
-    if weights:
-        state = read_state_dict(weights)
-        head = state.get(f"{model.classifier_path}.weight")
-        if head is not None and head.shape[0] != model.num_classes:
-            model.reset_classifier(head.shape[0])
-        load_weights(model, state)
-    size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else run_size
+        target.weights = target.weights[:1]
+    else:
+        target = RunTarget(info.name, [args.weights] if args.weights else [])
+    data = args.data if args.data is not None else (target.config.data if target.config else None)
+    size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else target.input_size
     dataset = open_dataset(data, "test", input_size=size, train_transform=False)
+    model = load_models(target, num_classes=getattr(dataset, "num_classes", None))[0]
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
     batches = (x for x, _ in itertools.islice(loader, args.batches))
-    rows = analyze_singularities(model.eval(), batches, threshold=args.threshold)
+    rows = analyze_singularities(model, batches, threshold=args.threshold)
     width = max(len("layer"), *(len(r.name) for r in rows))
     header = (f"{'layer':<{width}}  {'kind':<12} {'channels':>8} {'dead':>5} "
               f"{'collapsed':>9} {'of pairs':>9} {'PR':>8} {'dims99':>6}")
-    print(f"{info.name}{' (' + weights + ')' if weights else ' (initialisation)'}, "
-          f"{min(args.batches, len(loader))} batch(es) of {data or 'digits'} test images")
+    source = f" ({target.weights[0]})" if target.weights else " (initialisation)"
+    print(f"{info.name}{source}, {min(args.batches, len(loader))} batch(es) of "
+          f"{data or 'digits'} test images")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -233,7 +212,39 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 # --- parser ----------------------------------------------------------------------------
 
+def _flag_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """A parser of the library as an argparse type: its message, not "invalid value"."""
+
+    def flag_type(text: str) -> object:
+        try:
+            return parse(text)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return flag_type
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field that has one, generated from the field: its type,
+    choices and help. Every default is None, meaning "as the recipe or saved run says"."""
+    from .engine.config import train_options
+
+    for f, opt, kind in train_options():
+        metavar = opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
+        kw: dict = dict(dest=f.name, default=None, help=opt.help, metavar=metavar)
+        if kind is bool:
+            kw.update(action=argparse.BooleanOptionalAction)
+            kw.pop("metavar")
+        else:
+            kw.update(type=_flag_type(opt.parse) if opt.parse else kind, choices=opt.choices)
+            if opt.const is not None:
+                kw.update(nargs="?", const=opt.const)
+        p.add_argument(opt.flag, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .engine.config import int_list
+
     parser = _Parser(prog="convnets", description="Deep convolutional networks of the ImageNet era: "
                      "list and inspect models, train them with the papers' recipes, evaluate them.")
     parser.add_argument("--version", action="version", version=_version())
@@ -256,36 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (default: ResNet-20 on the built-in digits)")
     p.add_argument("model", nargs="?", help="model name (default: the recipe's model)")
-    p.add_argument("--data", help="dataset: digits (default), synthetic[:N], cifar10:DIR, "
-                   "cifar100:DIR, imagenet:DIR, folder:DIR")
     p.add_argument("--recipe", help="named hyper-parameters (default digits; `convnets recipes`)")
-    p.add_argument("--preset", help="augmentation preset (default: the dataset's)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="per process")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--wd", type=float, help="weight decay")
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--schedule", choices=["step", "cosine"])
-    p.add_argument("--milestones", type=_int_list, help="epochs where lr is divided by 10, e.g. 150,225")
-    p.add_argument("--warmup", type=float, help="linear warm-up epochs")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--init", choices=["default", "he", "lsuv"])
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (fp16: GPU only)")
-    p.add_argument("--channels-last", action="store_const", const=True, default=None)
-    p.add_argument("--accum-steps", type=int, help="micro-batches per optimizer step")
-    p.add_argument("--ema", type=float, nargs="?", const=0.999, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (default decay 0.999)")
-    p.add_argument("--snapshot-ensemble", type=int, metavar="M",
-                   help="M cosine cycles with restarts, one snapshot each")
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--workers", type=int, help="data-loading processes")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_const", const=True, default=None)
-    p.add_argument("--sync-bn", action="store_const", const=True, default=None)
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--input-size", help="S, HxW or CxHxW to train at (default: the model's own)")
+    _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of runs, checkpoints or models (several: ensemble)")
@@ -296,12 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name for weights files outside a run directory")
     p.add_argument("--crops", choices=["center", "ten", "dense", "ten+dense"], default="center",
                    help="centre crop, 10 crops (AlexNet), dense multi-scale (VGG), or both")
-    p.add_argument("--scales", type=_int_list, help="dense evaluation: shorter sides, e.g. 256,384,512")
+    p.add_argument("--scales", type=_flag_type(int_list), help="dense evaluation: shorter sides, e.g. 256,384,512")
     p.add_argument("--ema", action="store_true", help="evaluate a run's EMA weights")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="where to write eval.json and confusion.png (default: the run directory)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("recipes", help="the papers' training recipes and the data presets")
@@ -326,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _as_flags(err: ConvnetsError) -> str:
+    """The error with a configuration field named by its flag (``--wd``, not ``weight_decay``)."""
+    option = getattr(err, "option", None)
+    if option:
+        from .engine.config import train_options
+
+        flags = {f.name: opt.flag for f, opt, _ in train_options()}
+        if option in flags:
+            return f"{flags[option]} {err.text}"
+    return str(err)
+
+
 def _version() -> str:
     from . import __version__
 
@@ -333,8 +331,6 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .models.registry import UnknownModelError, WeightsError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -343,9 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         func: Callable[[argparse.Namespace], None] = args.func
         func(args)
-    except (UserError, UnknownModelError, WeightsError, ValueError, FileNotFoundError,
-            NotADirectoryError, PermissionError) as err:
-        print(f"convnets: error: {err}", file=sys.stderr)
+    except ConvnetsError as err:
+        from .engine.distributed import PeerFailure
+
+        # In a data-parallel job the process that failed says why; the others, stopped
+        # because of it, add nothing.
+        if not isinstance(err, PeerFailure):
+            rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+            where = f"(process {rank}) " if rank != "0" else ""
+            print(f"convnets: error: {where}{_as_flags(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("convnets: interrupted", file=sys.stderr)

@@ -17,7 +17,7 @@ from convnets.engine import distributed as ddp
 from convnets.engine.config import RECIPES, TrainConfig, recipe_config
 from convnets.engine.init import init_lsuv
 from convnets.engine.runs import evaluate_targets
-from convnets.engine.train import NonFiniteLossError, fit, lr_factor, train_one_epoch
+from convnets.engine.train import NonFiniteError, fit, lr_factor, train_one_epoch
 
 SIZE = (1, 32, 32)
 
@@ -42,7 +42,7 @@ def digits():
 
 def _cfg(**kw):
     base = dict(model="lenet5", epochs=4, batch_size=8, lr=0.01, warmup_epochs=0.5,
-                schedule="cosine", deterministic=True, device="cpu", ema=0.9)
+                schedule="cosine", deterministic=True, device="cpu", ema=0.9, workers=0)
     return TrainConfig(**{**base, **kw})
 
 
@@ -57,7 +57,8 @@ def _quiet(_):
 # --- schedules -------------------------------------------------------------------------
 
 def test_step_schedule_divides_by_ten_at_milestones():
-    f = lr_factor(TrainConfig(epochs=300, milestones=[150, 225]), steps_per_epoch=10)
+    f = lr_factor(TrainConfig(epochs=300, schedule="step", milestones=[150, 225], warmup_epochs=0),
+                  steps_per_epoch=10)
     assert f(0) == 1.0 and f(1499) == 1.0
     assert f(1500) == pytest.approx(0.1) and f(2249) == pytest.approx(0.1)
     assert f(2250) == pytest.approx(0.01) and f(2999) == pytest.approx(0.01)
@@ -151,8 +152,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, digits):
     run = tmp_path / "whole"
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
-    assert {"lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5",
-            "images_per_s", "time"} <= set(rows[0])
+    assert {"lr", "train_loss", "train_top1_err", "test_loss", "test_top1_err", "test_top5_err",
+            "best_test_top1_err", "best_epoch", "images_per_s", "time"} <= set(rows[0])
     assert (run / "curves.png").stat().st_size > 1000
     assert os.listdir(run / "tb")
     assert json.load(open(run / "config.json"))["epochs"] == 4
@@ -179,7 +180,7 @@ class _NaNAfter(Dataset):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digits):
     train, test = digits
     run = tmp_path / "nan"
-    with pytest.raises(NonFiniteLossError) as err:
+    with pytest.raises(NonFiniteError) as err:
         fit(_cfg(epochs=3, ema=0.0), str(run), datasets=(_NaNAfter(train, 32), test), log=_quiet)
     message = str(err.value)
     assert "\n" not in message and "epoch 2" in message and "last good checkpoint (epoch 1)" in message
@@ -211,7 +212,7 @@ def test_snapshot_ensemble_writes_m_snapshots_and_eval_averages_them(tmp_path, d
     assert not torch.allclose(probs[0], probs[1])  # two different members
     mean = (probs[0] + probs[1]) / 2
     assert res["loss"] == pytest.approx(nn.functional.nll_loss(mean.log(), y).item(), rel=1e-4)
-    assert res["top1"] == pytest.approx(100.0 * (mean.argmax(1) != y).float().mean().item())
+    assert res["top1_err"] == pytest.approx(100.0 * (mean.argmax(1) != y).float().mean().item())
 
 
 def test_lsuv_gives_unit_output_variance():
@@ -243,7 +244,7 @@ def test_train_then_eval_reports_the_same_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", run]) == 0
     out = capsys.readouterr().out
-    assert f"top-1 error {last['test_top1']:.2f}%" in out
+    assert f"top-1 error {last['test_top1_err']:.2f}%" in out
     assert os.path.exists(os.path.join(run, "confusion.png"))
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
@@ -254,7 +255,8 @@ def test_train_then_eval_reports_the_same_error(tmp_path, capsys):
     (["train", "nosuchnet"], "unknown model"),
     (["train", "--recipe", "nosuch"], "unknown recipe"),
     (["train", "--resume", "/nonexistent/run"], "not found"),
-    (["train", "--resume", "/tmp", "--lr", "0.1"], "--lr cannot be given"),
+    (["train", "--resume", "/tmp", "--recipe", "digits"], "--recipe cannot be given"),
+    (["train", "--resume", "/tmp"], "no config.json"),
     (["train", "--amp", "fp32"], "invalid choice"),
     (["eval", "/nonexistent/run.safetensors"], "no run directory"),
 ])
@@ -299,7 +301,7 @@ def test_a_run_at_another_input_size_is_read_back_at_that_size(tmp_path, capsys,
     last = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))][-1]
     capsys.readouterr()
     assert main(["eval", run]) == 0
-    assert f"top-1 error {last['test_top1']:.2f}%" in capsys.readouterr().out
+    assert f"top-1 error {last['test_top1_err']:.2f}%" in capsys.readouterr().out
     import convnets.inspect.singularity as singularity
 
     seen, analyze = [], singularity.analyze_singularities

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .batchnorm import batch_norm_rows, running_factor, sync_backward, sync_forward, sync_group
 from .layers import ConvBNAct, ConvNet, init_he_fan_out
 from .registry import register_model
@@ -333,9 +334,9 @@ class GunnLayer(nn.Module):
                  projection: bool = True, residual: bool = True, gradual: bool = True) -> None:
         super().__init__()
         if channels % segments:
-            raise ValueError(f"{channels} channels do not split into {segments} equal segments")
+            raise ConfigError(f"{channels} channels do not split into {segments} equal segments")
         if units < 1:
-            raise ValueError("a GUNN layer needs at least one update unit")
+            raise ConfigError("a GUNN layer needs at least one update unit")
         self.channels, self.segments = channels, segments
         self.seg_channels = channels // segments
         self.residual, self.gradual = residual, gradual
@@ -480,45 +481,45 @@ _GUNN18 = dict(stages=[(400, 10), (800, 20), (1600, 40), (2000, 50)], imagenet=T
 _WIDE18 = dict(stages=[(1200, 30), (1600, 40), (2000, 50), (2000, 50)], imagenet=True)
 
 
-@register_model(**_CIFAR, top1=4.15, params=1_585_746,
+@register_model(**_CIFAR, top1_err=4.15, params=1_585_746,
                 notes="Tables 1, 3; C100 error 20.45 with 1,618,236 parameters")
 def gunn15(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
+@register_model(**_CIFAR, top1_err=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
 def sunn15(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=4.45, params=1_585_746,
+@register_model(**_CIFAR, top1_err=4.45, params=1_585_746,
                 notes="Table 5, GUNN-15 without the identity term of Eq. 5; C100 error 21.15")
 def gunn15_nores(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, residual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=3.21, params=29_534_106,
+@register_model(**_CIFAR, top1_err=3.21, params=29_534_106,
                 notes="Tables 3, 5; C100 error 16.69 with 29,631,396 parameters")
 def gunn24(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
+@register_model(**_CIFAR, top1_err=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
 def sunn24(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=21.65, top5=5.87, params=28_909_736, notes="Tables 2, 4")
+@register_model(**_IMAGENET, top1_err=21.65, top5_err=5.87, params=28_909_736, notes="Tables 2, 4")
 def gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=26.16, top5=8.48, params=28_909_736, notes="Table 4")
+@register_model(**_IMAGENET, top1_err=26.16, top5_err=8.48, params=28_909_736, notes="Table 4")
 def sunn18(*, num_classes: int = 1000) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=20.59, top5=5.52, params=45_624_936, notes="Table 4")
+@register_model(**_IMAGENET, top1_err=20.59, top5_err=5.52, params=45_624_936, notes="Table 4")
 def wide_gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_WIDE18, gradual=gradual, num_classes=num_classes)
 

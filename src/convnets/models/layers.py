@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "init_he_fan_out"]
 
 
@@ -43,6 +45,13 @@ class ConvNet(nn.Module, abc.ABC):
     @property
     def num_classes(self) -> int:
         return self.get_classifier().out_features
+
+    def head_classes(self, state_dict: dict[str, torch.Tensor]) -> int | None:
+        """How many classes the classifier in ``state_dict`` (this model's key names) has,
+        or None if it holds none: weights trained on another number of classes than the
+        model was built with are read back by first resetting the classifier to this."""
+        weight = state_dict.get(f"{self.classifier_path}.weight")
+        return int(weight.shape[0]) if weight is not None and weight.ndim >= 1 else None
 
     def reset_classifier(self, num_classes: int) -> None:
         old = self.get_classifier()
@@ -101,7 +110,7 @@ class DropPath(nn.Module):
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+            raise ConfigError(f"drop-path probability must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
