@@ -125,9 +125,9 @@ class _Unit:
 class _Norm:
     """Batch norm in the fast update: the native kernels, or, when the layer's batch norms are
     synchronised over processes (see ``batchnorm.py``), the same computation with the forward
-    statistics and the two backward sums all-reduced, once per segment and unit, in the same
-    order on every process. Every batch norm of a layer normalises the same B*H*W rows per
-    process, so one set of counts serves them all."""
+    statistics and the two backward sums all-reduced for each batch norm of each segment, in
+    the same order on every process. Every batch norm of a layer normalises the same B*H*W
+    rows per process, so one set of counts serves them all."""
 
     def __init__(self, layer: "GunnLayer") -> None:
         self.group, self.counts = sync_group(layer.units[0].bn1), None
