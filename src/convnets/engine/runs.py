@@ -54,18 +54,18 @@ class RunTarget:
             return spec_without_run(self.model, num_classes, self.input_size)
         path = os.path.join(self.run_dir, INFERENCE_FILE)
         if os.path.exists(path):
-            spec = load_inference_spec(path)
+            spec, where = load_inference_spec(path), path
             if spec.model != self.model or spec.input_size != self.input_size:
                 raise RunDirError(f"{path} describes a {spec.model} at {_size(spec.input_size)}, "
                                   f"but the run trains a {self.model} at {_size(self.input_size)}")
         else:
-            spec = self._spec_from_data(path)
+            spec, where = self._spec_from_data(), f"the data of {self.run_dir}"
         if spec.num_classes != num_classes:
-            raise RunDirError(f"{path if os.path.exists(path) else self.run_dir} names "
-                              f"{spec.num_classes} classes, but the weights have {num_classes}")
+            raise RunDirError(f"{where} names {spec.num_classes} classes, but the weights have "
+                              f"{num_classes}")
         return spec
 
-    def _spec_from_data(self, path: str) -> InferenceSpec:
+    def _spec_from_data(self) -> InferenceSpec:
         from ..data import open_dataset
 
         cfg = self.config
