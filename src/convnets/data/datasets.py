@@ -535,10 +535,10 @@ def _open(spec: str | None, split: str, input_size, transform_for, fail_fast: bo
     else:
         kind, sep, arg = spec.partition(":")
         if kind not in ("synthetic", "cifar10", "cifar100", "imagenet", "folder"):
-            raise ValueError(f"unknown dataset {spec!r}: expected {SPEC_HELP} "
-                             "(an image-folder path must exist)")
+            raise DataError(f"unknown dataset {spec!r}: expected {SPEC_HELP} "
+                            "(an image-folder path must exist)")
         if kind != "synthetic" and not arg:
-            raise ValueError(f"{spec}: expected {kind}:DIR")
+            raise DataError(f"{spec}: expected {kind}:DIR")
     if kind == "synthetic":
         return _synthetic(arg, split, input_size)
     root = os.path.expanduser(arg)

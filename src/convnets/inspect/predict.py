@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -20,6 +20,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ..engine.inference_spec import InferenceSpec
 
 __all__ = ["Prediction", "Predictor", "predict", "find_images"]
 
@@ -132,13 +135,11 @@ class Predictor:
     say what :meth:`preprocess` does.
     """
 
-    def __init__(self, members: Sequence[nn.Module], spec, device: torch.device, *,
+    def __init__(self, members: Sequence[nn.Module], spec: InferenceSpec, device: torch.device, *,
                  weights: Sequence[str] = ()) -> None:
-        from ..engine.inference_spec import InferenceSpec
-
         if not members:
             raise ValueError("a Predictor needs at least one model")
-        self.spec: InferenceSpec = spec
+        self.spec = spec
         self.device = device
         self.members = [m.to(device).eval() for m in members]
         self.model = self.members[-1]

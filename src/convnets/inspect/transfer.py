@@ -14,11 +14,10 @@ Every method sees the new images through the trained network's own preprocessing
 (preset, input size and normalisation from its run). The linear classifier is
 scikit-learn's multinomial logistic regression (L2, ``C = 1``) on standardised features,
 the images unaugmented. Scratch and fine-tuning train with the preset's augmentation,
-SGD with Nesterov momentum 0.9, weight decay 5e-4, batch 32 (or all the shots, if
-fewer), a 10% linear warm-up and a cosine decay over ``steps`` optimizer steps (the
-:func:`convnets.engine.train.train_one_epoch` loop); the learning rate is 0.05 from
-scratch (the ``digits`` recipe's) and 0.005 for fine-tuning, a tenth, so that the
-trained features are adjusted rather than overwritten; the fine-tuned network gets a new
+SGD with Nesterov momentum 0.9, learning rate 0.05 and weight decay 5e-4 (the ``digits``
+recipe's), batch 32 (or all the shots, if fewer), a 10% linear warm-up and a cosine decay
+over ``steps`` optimizer steps (the :func:`convnets.engine.train.train_one_epoch` loop).
+The two differ only in where they start: random weights, or the trained ones with a new
 classifier (``reset_classifier``).
 """
 from __future__ import annotations
@@ -112,7 +111,7 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor) -> Callable[[torch.
     return lambda f: clf.predict(f.double().numpy())
 
 
-def _train(model: nn.Module, name: str, data: Dataset, *, lr: float, steps: int, seed: int,
+def _train(model: nn.Module, name: str, data: Dataset, *, steps: int, seed: int,
            device: torch.device) -> nn.Module:
     """Train ``model`` on ``data`` for ``steps`` SGD steps (see the module docstring)."""
     from ..engine.config import TrainConfig
@@ -121,7 +120,7 @@ def _train(model: nn.Module, name: str, data: Dataset, *, lr: float, steps: int,
     batch = min(32, len(data))
     per_epoch = math.ceil(len(data) / batch)
     epochs = math.ceil(steps / per_epoch)
-    cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch, lr=lr,
+    cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch, lr=0.05, weight_decay=5e-4,
                       warmup_epochs=0.1 * epochs, schedule="cosine", workers=0)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=batch, shuffle=True, generator=generator)
@@ -185,16 +184,15 @@ def transfer(target: str | Predictor, data: str, shots: int, *, classes: str | N
         predicted = fit_linear(feats, labels)(test_feats)
         result.errors["linear"].append(100.0 * float((predicted != test_labels.numpy()).mean()))
 
+        shots_aug = Subset(train_aug, shot_idx)
         torch.manual_seed(s)
         scratch = create_model(source.model_name, num_classes=k)
-        _train(scratch, source.model_name, Subset(train_aug, shot_idx), lr=0.05, steps=steps, seed=s,
-               device=source.device)
+        _train(scratch, source.model_name, shots_aug, steps=steps, seed=s, device=source.device)
         result.errors["scratch"].append(_test_err(scratch, test_loader, source.device))
         if finetune:
             tuned = copy.deepcopy(source.model)
             tuned.reset_classifier(k)
-            _train(tuned, source.model_name, Subset(train_aug, shot_idx), lr=0.005, steps=steps, seed=s,
-                   device=source.device)
+            _train(tuned, source.model_name, shots_aug, steps=steps, seed=s, device=source.device)
             result.errors["finetune"].append(_test_err(tuned, test_loader, source.device))
         if log is not None:
             log(f"seed {s}: " + "  ".join(f"{m} {errs[-1]:.2f}%" for m, errs in result.errors.items()))
