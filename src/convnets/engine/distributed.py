@@ -27,10 +27,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..errors import ConfigError, ConvnetsError
+from ..models.batchnorm import SyncBatchNorm2d
 
-__all__ = ["DistEnv", "PeerFailure", "setup", "cleanup", "wrap_model", "make_loader",
-           "make_eval_loader", "ShardSampler", "all_reduce_sum", "barrier", "agree",
-           "is_collective_failure"]
+__all__ = ["DistEnv", "PeerFailure", "setup", "cleanup", "wrap_model", "convert_sync_batchnorm",
+           "make_loader", "make_eval_loader", "ShardSampler", "all_reduce_sum", "barrier",
+           "agree", "is_collective_failure"]
 
 
 class PeerFailure(ConvnetsError):
@@ -131,17 +132,42 @@ def local_device(requested: str, env: DistEnv) -> torch.device:
     return device
 
 
+def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
+    """``module`` with every BatchNorm2d (and PyTorch's nn.SyncBatchNorm) replaced by a
+    SyncBatchNorm2d that shares its parameters, buffers and mode (children are replaced in
+    place; a batch norm given as ``module`` itself comes back as a new layer).
+    SyncBatchNorm2d works on CPU and GPU, and the models' own batch-norm paths (GUNN's fast
+    update, DenseNet's recomputation) synchronise with it; see ``convnets.models.batchnorm``."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, SyncBatchNorm2d):
+            return module
+        if not isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+            raise TypeError(f"--sync-bn synchronises BatchNorm2d only; the model holds a "
+                            f"{type(module).__name__}")
+        sync = SyncBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats, process_group, device="meta",
+                               bias=module.bias is not None)
+        sync.weight, sync.bias = module.weight, module.bias
+        sync.running_mean, sync.running_var = module.running_mean, module.running_var
+        sync.num_batches_tracked = module.num_batches_tracked
+        return sync.train(module.training)
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, process_group))
+    return module
+
+
 def wrap_model(model: nn.Module, env: DistEnv, device: torch.device, sync_bn: bool = False) -> nn.Module:
     """DistributedDataParallel around ``model`` when there are several processes.
 
-    ``sync_bn`` converts batch norm to SyncBatchNorm, so that its statistics are taken
-    over the global batch rather than each process's share (Goyal et al. 2017 keep
-    per-process statistics on purpose; small per-process batches want them synced).
+    ``sync_bn`` converts batch norm to SyncBatchNorm2d (in place), so that its statistics
+    are taken over the global batch rather than each process's share: W processes with
+    batch B then train as one process with batch W*B does. Goyal et al. 2017 keep
+    per-process statistics on purpose; small per-process batches want them synced.
     """
     if not env.distributed:
         return model
     if sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 

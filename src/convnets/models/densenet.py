@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import ConfigError
 from torch.utils.checkpoint import checkpoint
 
+from .batchnorm import batch_norm_rows
 from .layers import ConvNet, init_he_fan_out
 from .registry import register_model
 
@@ -37,8 +38,8 @@ class DenseLayer(nn.Module):
     With ``memory_efficient`` the concatenation, first BN, ReLU and 1x1 conv are
     recomputed in the backward pass instead of stored: their outputs are what makes a
     naive DenseNet's memory quadratic in depth (Pleiss et al. Sec. 3). The recomputation
-    normalises with the same batch statistics but does not update the running ones a
-    second time.
+    normalises with the same batch statistics, synchronised over processes when the layer
+    is (``batchnorm.SyncBatchNorm2d``), but does not update the running ones a second time.
     """
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float,
@@ -56,15 +57,13 @@ class DenseLayer(nn.Module):
 
     def _bottleneck(self, features: tuple[torch.Tensor, ...], update_stats: bool) -> torch.Tensor:
         x = torch.cat(features, 1)
-        bn = self.norm1
-        if bn.training and not update_stats:
+        if self.norm1.training and not update_stats:
             # Recomputation: the same batch statistics, with the running-statistics update
             # sent to throw-away copies (the same operation, so checkpointing sees the
             # same saved tensors).
-            x = F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight,
-                             bn.bias, True, bn.momentum, bn.eps)
+            x = batch_norm_rows(self.norm1, x, update_stats=False)
         else:
-            x = bn(x)
+            x = self.norm1(x)
         return self.conv1(F.relu(x))
 
     def _checkpointed(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-
+from .batchnorm import batch_norm_rows, running_factor, sync_backward, sync_forward, sync_group
 from .layers import ConvBNAct, ConvNet, init_he_fan_out
 from .registry import register_model
 
@@ -39,23 +39,6 @@ def _conv_rows(conv: nn.Conv2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
     own input (one group); for a dense one it is the whole input.
     """
     return F.conv2d(x, conv.weight[rows], None, conv.stride, conv.padding)
-
-
-def _bn_factor(bn: nn.BatchNorm2d) -> float:
-    """The running-average factor ``nn.BatchNorm2d`` itself would use in this step."""
-    if bn.momentum is None:  # cumulative average over the batches seen so far
-        return 1.0 / max(int(bn.num_batches_tracked), 1)
-    return bn.momentum
-
-
-def _bn_rows(bn: nn.BatchNorm2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
-    """Batch norm over channels ``rows`` of ``bn``; running statistics are updated in place
-    through the slice views, exactly as the full layer would update them."""
-    training = bn.training or bn.running_mean is None
-    return F.batch_norm(
-        x, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
-        training, _bn_factor(bn), bn.eps,
-    )
 
 
 # --- blocks ----------------------------------------------------------------------------
@@ -93,9 +76,9 @@ class BottleneckUnits(nn.Module):
         """Segment ``i`` alone: the same arithmetic on row slices of the stacked weights."""
         wide = slice(i * self.width, (i + 1) * self.width)
         out = slice(i * self.out, (i + 1) * self.out)
-        x = F.relu(_bn_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
-        x = F.relu(_bn_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
-        return _bn_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
+        x = F.relu(batch_norm_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
+        x = F.relu(batch_norm_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
+        return batch_norm_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
 
 
 # --- the gradual update at the simultaneous price (Section 3.4, Algorithm 1) ----------
@@ -136,7 +119,33 @@ class _Unit:
         self.w3 = w3.reshape(P, o, w)
         self.bn3 = (b3w.view(P, o), b3b.view(P, o), mod.bn3.running_mean.view(P, o),
                     mod.bn3.running_var.view(P, o))
-        self.hyper = [(_bn_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
+        self.hyper = [(running_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
+
+
+class _Norm:
+    """Batch norm in the fast update: the native kernels, or, when the layer's batch norms are
+    synchronised over processes (see ``batchnorm.py``), the same computation with the forward
+    statistics and the two backward sums all-reduced for each batch norm of each segment, in
+    the same order on every process. Every batch norm of a layer normalises the same B*H*W
+    rows per process, so one set of counts serves them all."""
+
+    def __init__(self, layer: "GunnLayer") -> None:
+        self.group, self.counts = sync_group(layer.units[0].bn1), None
+
+    def forward(self, x, bn, i, train, factor, eps):
+        weight, bias, running_mean, running_var = (t[i] for t in bn)
+        if self.group is None:
+            return torch.native_batch_norm(x, weight, bias, running_mean, running_var, train,
+                                           factor, eps)
+        y, mean, invstd, self.counts = sync_forward(x, weight, bias, running_mean, running_var,
+                                                    factor, eps, self.group)
+        return y, mean, invstd
+
+    def backward(self, grad, x, bn, i, mean, invstd, train, eps):
+        if self.group is None:
+            return torch.ops.aten.native_batch_norm_backward(
+                grad, x, bn[0][i], bn[2][i], bn[3][i], mean, invstd, train, eps, [True, True, True])
+        return sync_backward(grad, x, bn[0][i], mean, invstd, self.counts, self.group)
 
 
 _nothing = contextlib.nullcontext
@@ -148,8 +157,13 @@ def _autocast_on(x: torch.Tensor) -> bool:
 
 
 def _fast_supported(layer: "GunnLayer") -> bool:
-    bns = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d)]
-    if not all(b.affine and b.track_running_stats for b in bns):
+    bns = [bn for u in layer.units for bn in (u.bn1, u.bn2, u.bn3)]
+    if layer.shortcut is not None:
+        bns.append(layer.shortcut[1])
+    if not all(isinstance(b, nn.BatchNorm2d) and b.bias is not None and b.track_running_stats
+               for b in bns):
+        return False
+    if any(sync_group(b) is not sync_group(bns[0]) for b in bns):  # one _Norm for the layer
         return False
     if layer.shortcut is not None:  # joined with bn1 of the first unit
         a, b = layer.units[0].bn1, layer.shortcut[1]
@@ -192,7 +206,7 @@ def _image(m: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor],
-                  saved: list[torch.Tensor] | None) -> torch.Tensor:
+                  saved: list[torch.Tensor] | None, norm: _Norm) -> torch.Tensor:
     """Eq. 4 in one in-place state buffer; appends what the backward pass needs to ``saved``."""
     o, shape, train = layer.seg_channels, x.shape, layer.units[0].bn1.training
     units = _stack(layer, params)
@@ -202,16 +216,16 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor
         for m, u in enumerate(units):
             (f1, e1), (f2, e2), (f3, e3) = u.hyper
             h = torch.mm(g, u.w1[i].t())
-            a1, m1, s1 = torch.native_batch_norm(h, *(t[i] for t in u.bn1), train, f1, e1)
+            a1, m1, s1 = norm.forward(h, u.bn1, i, train, f1, e1)
             if u.extra:
                 r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
             else:
                 r1 = a1.relu_()
             c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
-            a2, m2, s2 = torch.native_batch_norm(c2, *(t[i] for t in u.bn2), train, f2, e2)
+            a2, m2, s2 = norm.forward(c2, u.bn2, i, train, f2, e2)
             r2 = a2.relu_()
             c3 = torch.mm(r2, u.w3[i].t())
-            a3, m3, s3 = torch.native_batch_norm(c3, *(t[i] for t in u.bn3), train, f3, e3)
+            a3, m3, s3 = norm.forward(c3, u.bn3, i, train, f3, e3)
             if saved is not None:
                 saved += [h, m1, s1, r1, c2, m2, s2, r2, c3, m3, s3] + ([g] if m else [])
             g = a3 if m == 0 else g + a3
@@ -230,19 +244,15 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor
     return y.contiguous() if x.is_contiguous() else y
 
 
-def _bn_backward(grad, inp, bn, i, mean, invstd, train, eps):
-    return torch.ops.aten.native_batch_norm_backward(
-        grad, inp, bn[0][i], bn[2][i], bn[3][i], mean, invstd, train, eps, [True, True, True])
-
-
 class _GradualUpdate(torch.autograd.Function):
     """Algorithm 1 as an autograd function: gradients equal those of ``_gradual_reference``."""
 
     @staticmethod
     def forward(ctx, layer: "GunnLayer", x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         saved: list[torch.Tensor] = []
-        y = _gradual_fast(layer, x, list(params), saved)
-        ctx.layer, ctx.n_params = layer, len(params)
+        norm = _Norm(layer)
+        y = _gradual_fast(layer, x, list(params), saved, norm)
+        ctx.layer, ctx.n_params, ctx.norm = layer, len(params), norm
         ctx.train = layer.units[0].bn1.training
         ctx.save_for_backward(x, y, *params, *saved)
         return y
@@ -250,7 +260,7 @@ class _GradualUpdate(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor):
-        layer, train = ctx.layer, ctx.train
+        layer, train, norm = ctx.layer, ctx.train, ctx.norm
         x, y, *rest = ctx.saved_tensors
         params, saved = rest[:ctx.n_params], rest[ctx.n_params:]
         units = _stack(layer, params)
@@ -277,17 +287,17 @@ class _GradualUpdate(torch.autograd.Function):
                 (_, e1), (_, e2), (_, e3) = u.hyper
                 start = 0 if m == 0 else 11 + 12 * (m - 1)
                 h, m1, s1, r1, c2, m2, s2, r2, c3, m3, s3 = rec[start:start + 11]
-                dc3, gr[7][i], gr[8][i] = _bn_backward(dg, c3, u.bn3, i, m3, s3, train, e3)
+                dc3, gr[7][i], gr[8][i] = norm.backward(dg, c3, u.bn3, i, m3, s3, train, e3)
                 gr[6][i] = torch.mm(dc3.t(), r2)
                 da2 = torch.ops.aten.threshold_backward(torch.mm(dc3, u.w3[i]), r2, 0)
-                dc2, gr[4][i], gr[5][i] = _bn_backward(da2, c2, u.bn2, i, m2, s2, train, e2)
+                dc2, gr[4][i], gr[5][i] = norm.backward(da2, c2, u.bn2, i, m2, s2, train, e2)
                 dr1, gr[3][i], _ = torch.ops.aten.convolution_backward(
                     _image(dc2, shape), _image(r1, shape), u.w2[i], None, [1, 1], [1, 1], [1, 1],
                     False, [0, 0], 1, [True, True, False])
                 da1 = torch.ops.aten.threshold_backward(_matrix(dr1), r1, 0)
                 if u.extra:  # the projection shortcut's BN output is added to G_i directly
                     da1 = torch.cat([da1, d_out], 1)
-                dh, gr[1][i], gr[2][i] = _bn_backward(da1, h, u.bn1, i, m1, s1, train, e1)
+                dh, gr[1][i], gr[2][i] = norm.backward(da1, h, u.bn1, i, m1, s1, train, e1)
                 if m == 0:
                     gr[0][i] = torch.mm(dh.t(), state)
                     grad.addmm_(dh, u.w1[i])
@@ -364,7 +374,7 @@ class GunnLayer(nn.Module):
         if self.shortcut is not None:
             rows = slice(i * self.seg_channels, (i + 1) * self.seg_channels)
             conv, bn = self.shortcut[0], self.shortcut[1]
-            g = g + _bn_rows(bn, _conv_rows(conv, state, rows), rows)
+            g = g + batch_norm_rows(bn, _conv_rows(conv, state, rows), rows)
         return g
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -387,7 +397,7 @@ class GunnLayer(nn.Module):
             if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
                 return _GradualUpdate.apply(self, x, *params)
             with torch.no_grad():
-                return _gradual_fast(self, x, params, None)
+                return _gradual_fast(self, x, params, None, _Norm(self))
 
     def _count_batch(self) -> None:
         # The per-segment updates run on slices of the stacked BN layers, which therefore do
