@@ -51,8 +51,8 @@ class DreamPriors:
     octaves: int = 3
     octave_scale: float = 2.0
     detail: float = 1.0         # the finest octave's resolution, a fraction of the input's
-    lr: float = 0.05
-    decay: float = 0.02
+    lr: float = 0.025
+    decay: float = 0.05
     jitter: float = 0.15        # largest shift, a fraction of the image side
     rotate: float = 10.0        # largest rotation, degrees
     scale: float = 0.1          # largest change of scale, a fraction

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .common import to_display
 from .dream import Dream
@@ -115,7 +116,7 @@ def plot_activations(a: Activations, x, *, mean: Sequence[float], std: Sequence[
     order = np.argsort(a.maps.reshape(len(a.maps), -1).mean(1))[::-1][:max_maps]
     n = len(order)
     rows, cols = _grid(n)
-    fig = _figure(4.5 + 1.3 * cols, max(4.5, 1.0 + 1.3 * rows))
+    fig = _figure(max(10.0, 4.5 + 1.3 * cols), max(4.5, 1.0 + 1.3 * rows))
     outer = fig.add_gridspec(1, 2, width_ratios=[3.2, 1.3 * cols], wspace=0.08)
     ax = fig.add_subplot(outer[0])
     ax.imshow(_picture(x, mean, std))
@@ -266,7 +267,10 @@ def plot_dream(d: Dream, *, mean: Sequence[float], std: Sequence[float],
     axes[1].set_title("dream", fontsize=_LABEL)
     _bare(axes[0])
     _bare(axes[1])
-    order = np.argsort(d.probs)[::-1][:k][::-1]
+    order = list(np.argsort(d.probs)[::-1][:k])
+    if d.target is not None and d.target not in order:  # the class dreamt of is always shown
+        order[-1] = d.target
+    order = np.array(order[::-1])
     colours = ["tab:red" if i == d.target else "tab:blue" for i in order]
     axes[2].barh(range(len(order)), 100 * d.probs[order], color=colours)
     axes[2].set_yticks(range(len(order)), [str(classes[i]) for i in order], fontsize=_LABEL)
@@ -274,6 +278,7 @@ def plot_dream(d: Dream, *, mean: Sequence[float], std: Sequence[float],
     axes[2].set_xlabel("probability of the dream, %", fontsize=_LABEL)
     axes[2].set_title(f"top {len(order)} classes", fontsize=_LABEL)
     axes[3].plot(np.arange(1, len(d.scores) + 1), d.scores, color="tab:green")
+    axes[3].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[3].set_xlabel("step", fontsize=_LABEL)
     axes[3].set_ylabel("class score (logit)" if d.layer is None else "activation", fontsize=_LABEL)
     axes[3].set_title("objective during the ascent", fontsize=_LABEL)
