@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-maps", type=int, default=64, help="activations: maps shown (default 64)")
     p.add_argument("--patch", type=int, help="occlusion: side of the grey square in pixels "
-                                             "(default a quarter of the image)")
+                                             "(default 3/8 of the image)")
     p.add_argument("--stride", type=int, help="occlusion: step between positions in pixels "
                                               "(default a sixteenth of the image)")
     p.add_argument("--batch-size", type=int, default=64,

@@ -231,29 +231,44 @@ def test_a_relu_input_used_elsewhere_keeps_its_other_gradient():
     assert np.allclose(p.deconv.ravel(), W1.T @ (np.maximum(w2, 0) + s), atol=1e-5)
 
 
-class _ReferenceGuided(TorchFunctionMode):
-    """An independent guided backpropagation: every ReLU replaced by an autograd function
-    whose backward rectifies the incoming gradient and masks it by the forward input."""
+class _GuidedRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        return t.clamp_min(0)
 
-    class _Relu(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, t):
-            ctx.save_for_backward(t)
-            return t.clamp_min(0)
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved_tensors
+        return grad.clamp_min(0) * (t > 0)  # rectify the signal and mask by the input
 
-        @staticmethod
-        def backward(ctx, grad):
-            (t,) = ctx.saved_tensors
-            return grad.clamp_min(0) * (t > 0)
+
+class _DeconvRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return t.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp_min(0)  # rectify the signal only
+
+
+class _Reference(TorchFunctionMode):
+    """An independent implementation: every ReLU replaced by an autograd function with the
+    method's backward rule (no captum, no hooks)."""
+
+    def __init__(self, relu):
+        super().__init__()
+        self.relu = relu
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in (F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_):
-            return self._Relu.apply(args[0])
+            return self.relu.apply(args[0])
         return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("name", ["resnet20", "nin_cifar", "densenet_bc100_k12", "gunn"])
-def test_guided_backprop_through_the_zoo_equals_an_independent_implementation(name):
+def test_deconvnet_and_guided_backprop_through_the_zoo_equal_an_independent_implementation(name):
     net = tiny_gunn() if name == "gunn" else randomise_bn(create_model(name, num_classes=5))
     x = torch.randn(3, 12, 12)
     p = project_back(net, x, target=3)
@@ -261,11 +276,12 @@ def test_guided_backprop_through_the_zoo_equals_an_independent_implementation(na
         assert all(layer.fast for layer in net.modules() if isinstance(layer, GunnLayer))
         for layer in net.gunn_layers():
             layer.fast = False  # the reference needs autograd through every ReLU too
-    inp = x[None].clone().requires_grad_()
-    with _ReferenceGuided():
-        score = net(inp)[0, 3]
-    (expected,) = torch.autograd.grad(score, inp)
-    assert np.allclose(p.guided, expected[0].numpy(), atol=1e-5 * float(expected.abs().max()))
+    for got, relu in ((p.guided, _GuidedRelu), (p.deconv, _DeconvRelu)):
+        inp = x[None].clone().requires_grad_()
+        with _Reference(relu):
+            score = net(inp)[0, 3]
+        (expected,) = torch.autograd.grad(score, inp)
+        assert np.allclose(got, expected[0].numpy(), atol=1e-5 * float(expected.abs().max()))
     # Saliency is the plain input gradient, here through GUNN's fast backward pass.
     for layer in net.modules():
         if isinstance(layer, GunnLayer):

@@ -187,8 +187,11 @@ def plot_occlusion(o: Occlusion, x, *, mean: Sequence[float], std: Sequence[floa
     cmap = ListedColormap([palette[k % len(palette)] for k in range(len(shown))] + [(0.6, 0.6, 0.6)])
     _position_map(axes[2], picture.shape, index, o.stride, cmap, vmin=-0.5, vmax=len(shown) + 0.5)
     total = o.top_class.size
-    handles = [Patch(color=cmap(k), label=f"{classes[c]} ({100 * counts[present == c][0] / total:.0f}%)")
-               for k, c in enumerate(shown)]
+    def share(c: int) -> str:
+        pct = 100 * counts[present == c][0] / total
+        return f"{pct:.0f}%" if pct >= 1 else "<1%"
+
+    handles = [Patch(color=cmap(k), label=f"{classes[c]} ({share(c)})") for k, c in enumerate(shown)]
     if len(order) > len(shown):
         handles.append(Patch(color=cmap(len(shown)), label=f"{len(order) - len(shown)} other classes"))
     axes[2].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02),

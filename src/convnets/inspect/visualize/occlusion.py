@@ -73,14 +73,14 @@ def occlusion(model: nn.Module, x: torch.Tensor, *, target: int | str | None = N
     """Fig. 7's three maps for one normalised image ``x`` (C, H, W).
 
     ``target``: the class (index or name in ``classes``) whose probability is mapped,
-    by default the one predicted for the whole image. ``patch`` (default a quarter of
-    the shorter side) and ``stride`` (default a sixteenth) in pixels; ``layer`` defaults
+    by default the one predicted for the whole image. ``patch`` (default 3/8 of the
+    shorter side) and ``stride`` (default a sixteenth) in pixels; ``layer`` defaults
     to the deepest top-level feature map. Occluded images go through the network
     ``batch_size`` at a time.
     """
     x = as_batch(x)
     _, _, h, w = x.shape
-    patch = patch if patch is not None else max(1, min(h, w) // 4)
+    patch = patch if patch is not None else max(1, 3 * min(h, w) // 8)
     stride = stride if stride is not None else max(1, min(h, w) // 16)
     _check("patch", patch, 1, min(h, w))
     _check("stride", stride, 1, min(h, w))
