@@ -228,20 +228,24 @@ def _visualize_name(args: argparse.Namespace, model_name: str) -> str:
 
 
 def _dream_mean_image(predictor, args: argparse.Namespace):
-    """The training data's mean image (the dream's prior), or None when the run's data
-    is not on this machine or not wanted."""
+    """The mean image of the run's training data (the dream's prior), or None when there
+    is no run, its data is not on this machine, or it is not wanted."""
     from .data import open_dataset
-    from .errors import DataError
+    from .engine.runs import resolve_target
     from .inspect.visualize import mean_image
 
-    data = getattr(predictor.spec, "data", None)
-    if not args.mean_image or args.image or not data:
+    if not args.mean_image or args.image:
+        return None
+    run = resolve_target(args.target, model=args.model)
+    flat = "the dream starts from noise around the data's mean colour, not its mean image"
+    if run.config is None:
+        _note(f"note: no run, so no training data: {flat}")
         return None
     try:
-        train = open_dataset(data, "train", input_size=predictor.input_size, train_transform=False,
-                             preset=predictor.preset)
-    except DataError as err:
-        _note(f"note: dreaming without the training data's mean image ({err})")
+        train = open_dataset(run.config.data, "train", input_size=predictor.input_size,
+                             train_transform=False, preset=predictor.preset)
+    except ValueError as err:  # open_dataset's one-line "missing or malformed" errors
+        _note(f"note: the run's training data cannot be opened here ({err}): {flat}")
         return None
     return mean_image(train)
 

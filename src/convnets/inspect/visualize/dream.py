@@ -212,7 +212,8 @@ def dream(model: nn.Module, input_size: Sequence[int], *, mean: Sequence[float],
         if channel is not None and not 0 <= channel < maps.shape[1]:
             raise ConfigError(f"layer {layer!r} has {maps.shape[1]} feature maps; "
                               f"channel {channel} does not exist")
-        what = f"{layer}" + (f", feature map {channel}" if channel is not None else "")
+        what = (f"'{layer}', feature map {channel}" if channel is not None
+                else f"'{layer}' (all its feature maps)")
 
     def objective(batch: torch.Tensor) -> torch.Tensor:
         if layer is None:

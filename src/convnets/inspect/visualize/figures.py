@@ -283,7 +283,9 @@ def plot_dream(d: Dream, *, mean: Sequence[float], std: Sequence[float],
     axes[3].plot(np.arange(1, len(d.scores) + 1), d.scores, color="tab:green")
     axes[3].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[3].set_xlabel("step", fontsize=_LABEL)
-    axes[3].set_ylabel("class score (logit)" if d.layer is None else "activation", fontsize=_LABEL)
+    ylabel = ("class score (logit)" if d.layer is None else
+              "mean activation of the map" if d.channel is not None else "mean square activation")
+    axes[3].set_ylabel(ylabel, fontsize=_LABEL)
     axes[3].set_title("objective during the ascent", fontsize=_LABEL)
     axes[3].grid(alpha=0.3)
     what = d.what
