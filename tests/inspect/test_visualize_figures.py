@@ -1,5 +1,7 @@
 """The figures as a person meets them: a PNG of a readable size whose title, panel titles,
 class names and colour-bar labels say what is shown."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,6 @@ def test_save_figure_replaces_a_file_whole(net, tmp_path):
     save_figure(plot_filters(first_layer_filters(net)), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]  # no temporary left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as any file the user writes

@@ -43,11 +43,16 @@ def _figure(width: float, height: float) -> Figure:
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> str:
     """Write ``fig`` as a PNG at ``path`` (readers see the old file or the new one)."""
-    from ...engine.checkpoint import atomic_write
-
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
+    tmp = path + ".tmp.png"  # opened as any file is, so it keeps the user's permissions
+    try:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -275,9 +280,11 @@ def plot_dream(d: Dream, *, mean: Sequence[float], std: Sequence[float],
         order[-1] = d.target
     order = np.array(order[::-1])
     colours = ["tab:red" if i == d.target else "tab:blue" for i in order]
-    axes[2].barh(range(len(order)), 100 * d.probs[order], color=colours)
+    bars = axes[2].barh(range(len(order)), 100 * d.probs[order], color=colours)
+    axes[2].bar_label(bars, [f"{100 * d.probs[i]:.1f}%" for i in order], padding=3, fontsize=9)
     axes[2].set_yticks(range(len(order)), [str(classes[i]) for i in order], fontsize=_LABEL)
-    axes[2].set_xlim(0, 100)
+    axes[2].set_xlim(0, 118)  # room for the labels
+    axes[2].set_xticks(range(0, 101, 20))
     axes[2].set_xlabel("probability of the dream, %", fontsize=_LABEL)
     axes[2].set_title(f"top {len(order)} classes", fontsize=_LABEL)
     axes[3].plot(np.arange(1, len(d.scores) + 1), d.scores, color="tab:green")
