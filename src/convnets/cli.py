@@ -258,7 +258,8 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     if method in ("activations", "occlusion", "deconv") and not args.image:
         raise UserError(f"{method} looks at an image: give IMAGE after the TARGET")
     if method == "filters" and (args.image or args.layer or args.cls is not None):
-        raise UserError("filters shows the first layer's weights; it takes no IMAGE, --layer or --class")
+        raise UserError("filters shows the first layer's weights; it takes no IMAGE, --layer or "
+                        "--class")
     if args.channel is not None and method != "dream":
         raise UserError("--channel chooses the feature map a dream ascends; only dream takes it")
     if method == "dream" and (args.cls is None) == (args.layer is None):
@@ -287,13 +288,15 @@ def cmd_visualize(args: argparse.Namespace) -> None:
     else:
         priors = V.DreamPriors(**{k: getattr(args, k) for k in ("steps", "octaves")
                                   if getattr(args, k) is not None})
+        # Grey training data reaches the network as equal channels with equal statistics.
         grey = len(set(predictor.mean)) == 1 and len(set(predictor.std)) == 1
         result = V.dream(model, predictor.input_size, mean=predictor.mean, std=predictor.std,
                          target=args.cls, classes=classes, layer=args.layer,
-                         channel=args.channel, image=x, mean_image=_dream_mean_image(predictor, args),
-                         priors=priors, grey=grey, seed=args.seed)
+                         channel=args.channel, image=x, priors=priors, grey=grey, seed=args.seed,
+                         mean_image=_dream_mean_image(predictor, args))
         fig = V.plot_dream(result, title=title, **norm)
-    out = args.out or (os.path.join(args.target, "visualize") if os.path.isdir(args.target) else ".")
+    out = args.out or (os.path.join(args.target, "visualize") if os.path.isdir(args.target)
+                       else ".")
     print(V.save_figure(fig, os.path.join(out, _visualize_name(args, predictor.model_name))))
 
 

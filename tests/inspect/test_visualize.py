@@ -119,10 +119,11 @@ def test_activations_are_the_layers_output_and_probabilities_the_softmax(x):
 
 def _occluded_by_hand(x, row, col, patch, stride):
     out = x.clone()
-    cy, cx = row * stride + stride // 2, col * stride + stride // 2
+    top = row * stride + stride // 2 - patch // 2
+    left = col * stride + stride // 2 - patch // 2
     for i in range(x.shape[1]):
         for j in range(x.shape[2]):
-            if cy - patch // 2 <= i < cy - patch // 2 + patch and cx - patch // 2 <= j < cx - patch // 2 + patch:
+            if top <= i < top + patch and left <= j < left + patch:
                 out[:, i, j] = 0.0
     return out
 
@@ -180,7 +181,9 @@ class HandNet(nn.Module):
 
     def __init__(self, functional: bool) -> None:
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(12, 7, bias=False), nn.Linear(7, 5, bias=False), nn.Linear(5, 3, bias=False)
+        self.fc1 = nn.Linear(12, 7, bias=False)
+        self.fc2 = nn.Linear(7, 5, bias=False)
+        self.fc3 = nn.Linear(5, 3, bias=False)
         self.functional = functional
         self.relu_a, self.relu_b = nn.ReLU(), nn.ReLU()
 

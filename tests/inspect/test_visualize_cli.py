@@ -78,6 +78,7 @@ def test_a_model_name_and_an_out_folder(image, tmp_path, capsys):
     (["deconv", "RUN", "IMAGE", "--layer", "layer1", "--class", "1"], "not both"),
     (["deconv", "RUN", "IMAGE", "--layer", "layer1", "--top", "0"], "top must be between 1 and 64"),
     (["occlusion", "RUN", "IMAGE", "--patch", "0"], "patch must be between 1 and 8"),
+    (["activations", "RUN", "IMAGE", "--max-maps", "0"], "max_maps must be at least 1"),
     (["occlusion", "RUN", "IMAGE", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["dream", "RUN", "--class", "1", "--steps", "0"], "steps must be at least 1"),
     (["dream", "RUN", "--layer", "layer1", "--channel", "99"], "channel 99 does not exist"),

@@ -18,8 +18,8 @@ from torch import nn
 
 from ...errors import ConfigError
 
-__all__ = ["as_batch", "find_layer", "capture", "forward_to", "run_layers", "default_layer", "resolve_class",
-           "to_display"]
+__all__ = ["as_batch", "find_layer", "capture", "forward_to", "run_layers", "default_layer",
+           "resolve_class", "to_display"]
 
 _LIST_ALL = 40  # layer names listed in full in an error up to this many
 
@@ -32,12 +32,8 @@ def as_batch(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(0) if x.dim() == 3 else x
 
 
-def _names(model: nn.Module) -> list[str]:
-    return [name for name, _ in model.named_modules() if name]
-
-
-def _layer_hint(model: nn.Module, names: Sequence[str] | None = None) -> str:
-    names = list(names if names is not None else _names(model))
+def _layer_hint(model: nn.Module) -> str:
+    names = [name for name, _ in model.named_modules() if name]
     if len(names) <= _LIST_ALL:
         return "layers: " + ", ".join(names)
     # The names down to the deepest nesting that still fits in a line (stages, blocks).
@@ -45,8 +41,9 @@ def _layer_hint(model: nn.Module, names: Sequence[str] | None = None) -> str:
     while len([n for n in names if n.count(".") <= depth + 1]) <= _LIST_ALL:
         depth += 1
     shown = [n for n in names if n.count(".") <= depth]
+    deepest = max(n.count(".") for n in names) + 1
     return (f"layers: {', '.join(shown)}, ... (all {len(names)}: "
-            f"`convnets summary MODEL --depth {depth + 3}`)")
+            f"`convnets summary MODEL --depth {deepest}`)")
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ...errors import ConfigError
 from .common import to_display
 from .dream import Dream
 from .features import Activations, Filters
@@ -118,6 +119,8 @@ def plot_activations(a: Activations, x, *, mean: Sequence[float], std: Sequence[
                      classes: Sequence[str], title: str = "", max_maps: int = 64) -> Figure:
     """The input, and the layer's feature maps strongest first (by mean activation), on
     one shared colour scale."""
+    if max_maps < 1:
+        raise ConfigError.of("max_maps", f"must be at least 1, got {max_maps}")
     order = np.argsort(a.maps.reshape(len(a.maps), -1).mean(1))[::-1][:max_maps]
     n = len(order)
     rows, cols = _grid(n)
