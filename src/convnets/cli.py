@@ -289,6 +289,94 @@ def cmd_transfer(args: argparse.Namespace) -> None:
         draws = " ".join(f"{e:.1f}" for e in errs)
         print(f"  {METHODS[method]:<38} test top-1 error {mean:6.2f}% +- {std:5.2f}  "
               f"(per draw: {draws})")
+VISUALIZE_METHODS = ("filters", "activations", "occlusion", "deconv", "dream")
+
+
+def _visualize_name(args: argparse.Namespace, model_name: str) -> str:
+    """The PNG's file name: method, model, and what was chosen (image, layer, class)."""
+    import re
+
+    parts = [args.method, model_name]
+    if args.image:
+        parts.append(os.path.splitext(os.path.basename(args.image))[0])
+    if args.layer:
+        parts.append(args.layer + (f"-map{args.channel}" if args.channel is not None else ""))
+    if args.cls is not None:
+        parts.append(f"class{args.cls}")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts)) + ".png"
+
+
+def _dream_mean_image(predictor, args: argparse.Namespace):
+    """The mean image of the run's training data (the dream's prior), or None when there
+    is no run, its data is not on this machine, or it is not wanted."""
+    from .data import open_dataset
+    from .engine.runs import resolve_target
+    from .inspect.visualize import mean_image
+
+    if not args.mean_image or args.image:
+        return None
+    run = resolve_target(args.target, model=args.model)
+    flat = "the dream starts from noise around the data's mean colour, not its mean image"
+    if run.config is None:
+        _note(f"note: no run, so no training data: {flat}")
+        return None
+    try:
+        train = open_dataset(run.config.data, "train", input_size=predictor.input_size,
+                             train_transform=False, preset=predictor.preset)
+    except ValueError as err:  # open_dataset's one-line "missing or malformed" errors
+        _note(f"note: the run's training data cannot be opened here ({err}): {flat}")
+        return None
+    return mean_image(train)
+
+
+def cmd_visualize(args: argparse.Namespace) -> None:
+    from .inspect import visualize as V
+    from .inspect.predict import Predictor
+
+    method = args.method
+    if method in ("activations", "occlusion", "deconv") and not args.image:
+        raise UserError(f"{method} looks at an image: give IMAGE after the TARGET")
+    if method == "filters" and (args.image or args.layer or args.cls is not None):
+        raise UserError("filters shows the first layer's weights; it takes no IMAGE, --layer or "
+                        "--class")
+    if args.channel is not None and method != "dream":
+        raise UserError("--channel chooses the feature map a dream ascends; only dream takes it")
+    if method == "dream" and (args.cls is None) == (args.layer is None):
+        raise UserError("dream of a class or of a layer: give --class C or --layer NAME")
+    predictor = Predictor.from_target(args.target, model=args.model, device=args.device)
+    if not predictor.weights:
+        _note(f"note: {predictor.model_name} has no weights given; showing its untrained "
+              "initialisation")
+    model, classes = predictor.model, predictor.classes
+    norm = dict(mean=predictor.mean, std=predictor.std, classes=classes)
+    x = predictor.preprocess(args.image).to(predictor.device) if args.image else None
+    title = predictor.model_name + (f" on {os.path.basename(args.image)}" if args.image else "")
+    if method == "filters":
+        fig = V.plot_filters(V.first_layer_filters(model), title=title)
+    elif method == "activations":
+        fig = V.plot_activations(V.layer_activations(model, x, args.layer), x, title=title,
+                                 max_maps=args.max_maps, **norm)
+    elif method == "occlusion":
+        result = V.occlusion(model, x, target=args.cls, classes=classes, layer=args.layer,
+                             patch=args.patch, stride=args.stride, batch_size=args.batch_size)
+        fig = V.plot_occlusion(result, x, title=title, **norm)
+    elif method == "deconv":
+        result = V.project_back(model, x, layer=args.layer, target=args.cls, classes=classes,
+                                top=args.top)
+        fig = V.plot_projection(result, x, title=title, **norm)
+    else:
+        priors = V.DreamPriors(**{k: getattr(args, k) for k in ("steps", "octaves")
+                                  if getattr(args, k) is not None})
+        # Grey training data reaches the network as equal channels with equal statistics.
+        grey = len(set(predictor.mean)) == 1 and len(set(predictor.std)) == 1
+        result = V.dream(model, predictor.input_size, mean=predictor.mean, std=predictor.std,
+                         target=args.cls, classes=classes, layer=args.layer,
+                         channel=args.channel, image=x, priors=priors, grey=grey, seed=args.seed,
+                         mean_image=_dream_mean_image(predictor, args))
+        fig = V.plot_dream(result, title=title, **norm)
+    out = args.out or (os.path.join(args.target, "visualize") if os.path.isdir(args.target)
+                       else ".")
+    print(V.save_figure(fig, os.path.join(out, _visualize_name(args, predictor.model_name))))
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -442,6 +530,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="|correlation| above which two channels count as collapsed (default 0.99)")
     q.add_argument("--input-size", help="S, HxW or CxHxW (default: the model's own)")
     q.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("visualize", help="look inside a network: filters, activations, occlusion, "
+                                         "deconvnet / guided backprop / saliency, dream")
+    p.add_argument("method", choices=VISUALIZE_METHODS, metavar="METHOD",
+                   help="filters (first-layer weights), activations (a layer's feature maps), "
+                        "occlusion (Zeiler & Fergus Fig. 7), deconv (deconvnet, guided "
+                        "backpropagation and saliency), dream (the network's image of a class "
+                        "or layer)")
+    p.add_argument("target", metavar="TARGET",
+                   help="run directory, weights file (.safetensors/.pt, with --model) or model name")
+    p.add_argument("image", nargs="?", metavar="IMAGE",
+                   help="an image file (activations, occlusion, deconv; dream: where to start)")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--layer", help="a layer by its module name, as `convnets summary MODEL` lists "
+                                   "them (default: the deepest top-level feature map)")
+    p.add_argument("--class", dest="cls", metavar="C",
+                   help="class index or name (occlusion, deconv: default the predicted one)")
+    p.add_argument("--out", help="folder for the PNG (default: RUN/visualize for a run "
+                                 "directory, else the current folder)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-maps", type=int, default=64, help="activations: maps shown (default 64)")
+    p.add_argument("--patch", type=int, help="occlusion: side of the grey square in pixels "
+                                             "(default 3/8 of the image)")
+    p.add_argument("--stride", type=int, help="occlusion: step between positions in pixels "
+                                              "(default a sixteenth of the image)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="occlusion: occluded images per forward pass (default 64)")
+    p.add_argument("--top", type=int, default=1,
+                   help="deconv with --layer: activations kept in the strongest map (default 1)")
+    p.add_argument("--channel", type=int, help="dream with --layer: ascend this feature map only")
+    p.add_argument("--steps", type=int, help="dream: ascent steps per octave (default 64)")
+    p.add_argument("--octaves", type=int, help="dream: octaves, coarse to fine (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="dream: seed of the noise and jitter")
+    p.add_argument("--mean-image", action=argparse.BooleanOptionalAction, default=True,
+                   help="dream: start from, and regularise towards, the training data's mean "
+                        "image when the run's data is on this machine (default yes)")
+    p.set_defaults(func=cmd_visualize)
     return parser
 
 

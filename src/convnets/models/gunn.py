@@ -328,6 +328,12 @@ class GunnLayer(nn.Module):
     one maps o to o with an identity shortcut around it. With ``projection`` (the CIFAR
     models) G_i also adds a 1x1 conv + BN projection of the whole state, as the
     authors' code does; the ImageNet models have none.
+
+    ``fast`` (default True) runs the gradual update as Algorithm 1 with its hand-written
+    backward pass; False runs Eq. 4 written out, every operation recorded by autograd
+    (P copies of the state). Methods that change how gradients pass through ReLUs (the
+    deconvnet, guided backpropagation) need the latter: they cannot reach inside a
+    hand-written backward pass.
     """
 
     def __init__(self, channels: int, segments: int, *, expansion: int = 2, units: int = 1,
@@ -339,7 +345,7 @@ class GunnLayer(nn.Module):
             raise ConfigError("a GUNN layer needs at least one update unit")
         self.channels, self.segments = channels, segments
         self.seg_channels = channels // segments
-        self.residual, self.gradual = residual, gradual
+        self.residual, self.gradual, self.fast = residual, gradual, True
         o = self.seg_channels
         self.units = nn.ModuleList(
             BottleneckUnits(channels if m == 0 else segments * o, o, segments, expansion, dense=m == 0)
@@ -375,7 +381,7 @@ class GunnLayer(nn.Module):
         if not self.gradual:
             g = self.update(x)
             return x + g if self.residual else g
-        if x.dim() != 4 or not _fast_supported(self):
+        if x.dim() != 4 or not self.fast or not _fast_supported(self):
             return self._gradual_reference(x)
         self._count_batch()
         params = _layer_params(self)
