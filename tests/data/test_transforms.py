@@ -299,3 +299,12 @@ def test_imagenet_preset_describes_only_what_it_does():
     assert "no colour" in text and "bilinear" in text
     t = build_transform("imagenet", train=True, input_size=(3, 64, 64), mean=MEAN, std=STD)
     assert not any(isinstance(s, (ColorJitter, Lighting)) for s in _steps(t))
+
+
+def test_jigsaw_and_color_jitter_draw_per_image_in_a_batch():
+    imgs = torch.rand(1, 3, 6, 6).expand(8, 3, 6, 6).contiguous()
+    for op in (Jigsaw(generator=torch.Generator().manual_seed(0)),
+               ColorJitter(generator=torch.Generator().manual_seed(0))):
+        out = op(imgs)
+        assert out.shape == imgs.shape
+        assert len({tuple(o.flatten().tolist()) for o in out}) > 2  # not one draw for all

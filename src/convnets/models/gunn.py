@@ -30,7 +30,9 @@ builds GUNN-15 and GUNN-18 only, and gives:
   and o in a unit; o in the shortcut), BN weight 1 and bias 0, linear bias 0, no conv
   biases. The stacked convolutions here are ``StackedConv2d`` so that they initialise
   per segment in the same way (a std sqrt(P) larger than the stacked shape would give);
-  the SUNN twins share the modules, hence the initialisation.
+  the SUNN twins share the modules, hence the initialisation. Before any training, in
+  eval mode (BN the identity), a GUNN's activations then grow with every segment it
+  updates; training-mode batch statistics keep them to scale.
 
 The code has no GUNN-24, Wide GUNN-18, GUNN-15-NoRes or SUNN. Their decisions are
 inferred from the paper: GUNN-24's second unit per segment (M = 2) maps o -> o with an
