@@ -83,7 +83,7 @@ def test_snapshot_cycles_restart_the_cosine():
 def test_recipes_carry_the_papers_numbers():
     cifar = recipe_config("gunn-cifar")
     assert (cifar.batch_size, cifar.lr, cifar.weight_decay, cifar.momentum, cifar.nesterov,
-            cifar.epochs, cifar.milestones) == (64, 0.1, 1e-4, 0.9, True, 300, [150, 225])
+            cifar.epochs, cifar.milestones) == (64, 0.1, 1e-4, 0.9, True, 300, [149, 224])
     resnet = recipe_config("resnet-imagenet")
     assert (resnet.batch_size, resnet.lr, resnet.epochs, resnet.milestones) == (256, 0.1, 90, [30, 60])
     alex = recipe_config("alexnet")
@@ -93,6 +93,68 @@ def test_recipes_carry_the_papers_numbers():
                             "densenet-imagenet", "alexnet"}
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe_config("nope")
+
+
+# The GUNN authors' train.lua, Trainer:learningRate, for the 1-based epoch of the Torch loop.
+def _released_lr(epoch: int, dataset: str, n_epochs: int, lr: float = 0.1) -> float:
+    if dataset == "imagenet":
+        decay = (epoch - 1) // 30
+        if decay >= 3:
+            decay += 1
+    else:
+        decay = 2 if epoch >= 0.75 * n_epochs else 1 if epoch >= 0.5 * n_epochs else 0
+    return lr * 0.1 ** decay
+
+
+@pytest.mark.parametrize("recipe, dataset", [
+    ("gunn-cifar", "cifar10"), ("gunn-imagenet-released", "imagenet"), ("gunn-imagenet", "imagenet"),
+])
+def test_gunn_schedules_equal_the_released_train_lua_epoch_by_epoch(recipe, dataset):
+    cfg, spe = recipe_config(recipe), 7
+    f = lr_factor(cfg, steps_per_epoch=spe)
+    for e in range(cfg.epochs):  # every step of 0-based epoch e runs at the lr of epoch e + 1
+        want = _released_lr(e + 1, dataset, cfg.epochs)
+        assert cfg.lr * f(e * spe) == pytest.approx(want, rel=1e-9), (recipe, e)
+        assert cfg.lr * f(e * spe + spe - 1) == pytest.approx(want, rel=1e-9), (recipe, e)
+
+
+def test_gunn_imagenet_schedules_at_their_boundaries():
+    paper, released = recipe_config("gunn-imagenet"), recipe_config("gunn-imagenet-released")
+    assert (paper.epochs, released.epochs) == (90, 120)
+    f, g = lr_factor(paper, steps_per_epoch=10), lr_factor(released, steps_per_epoch=10)
+    for step, lr in [(299, 0.1), (300, 0.01), (599, 0.01), (600, 1e-3), (899, 1e-3)]:
+        assert 0.1 * f(step) == pytest.approx(lr) and 0.1 * g(step) == pytest.approx(lr)
+    assert 0.1 * g(900) == pytest.approx(1e-5) and 0.1 * g(1199) == pytest.approx(1e-5)
+    cifar = lr_factor(recipe_config("gunn-cifar"), steps_per_epoch=10)
+    assert cifar(1489) == 1.0 and cifar(1490) == pytest.approx(0.1)
+    assert cifar(2239) == pytest.approx(0.1) and cifar(2240) == pytest.approx(0.01)
+
+
+def test_gunn24_snapshot_recipe_is_six_50_epoch_cosine_cycles():
+    cfg = recipe_config("gunn-cifar-snapshot")
+    assert (cfg.model, cfg.preset, cfg.epochs, cfg.snapshot_ensemble, cfg.lr, cfg.batch_size) == (
+        "gunn24", "gunn-cifar", 300, 6, 0.1, 64)
+    f = lr_factor(cfg, steps_per_epoch=4)
+    for cycle in range(6):
+        start = cycle * 50 * 4
+        assert f(start) == 1.0  # Huang et al. 2017a, Eq. 2: restart at the cycle's start
+        assert f(start + 100) == pytest.approx(0.5)
+        assert f(start + 199) == pytest.approx(0.5 * (1 + math.cos(math.pi * 199 / 200)))
+
+
+def test_gunn_and_imagenet_recipes_use_the_authors_augmentation():
+    assert recipe_config("gunn-cifar").preset == "gunn-cifar"
+    for name in ("gunn-imagenet", "gunn-imagenet-released", "resnet-imagenet", "densenet-imagenet"):
+        assert recipe_config(name).preset == "fb-resnet", name
+    assert recipe_config("alexnet").preset == "alexnet"
+
+
+def test_recipes_command_lists_the_gunn_recipes(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gunn-cifar-snapshot  (", "gunn-imagenet-released  (", "fb-resnet ",
+                 "gunn-cifar ", "step /10 at 30, 60, 90, 90"):
+        assert name in out, name
 
 
 # --- one epoch -------------------------------------------------------------------------

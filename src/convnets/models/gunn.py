@@ -13,6 +13,34 @@ so the same weights can be evaluated either way.
 The parameters of all P update units are stored stacked, as the convolutions of the
 simultaneous layer (a dense first 1x1 convolution, grouped ones after it): SUNN runs
 them as they are, GUNN runs row slices of them segment by segment.
+
+Where the paper is silent, two sources decide. The authors' released Torch code
+(github.com/joe-siyuan-qiao/GUNN: models/GunnLayer.lua, gunn-15.lua, gunn-18.lua)
+builds GUNN-15 and GUNN-18 only, and gives:
+
+- each segment's unit: 1x1 conv N -> 2o, BN, ReLU, 3x3 conv 2o -> 2o, BN, ReLU,
+  1x1 conv 2o -> o, BN (K = 2, M = 1), and y_i = x_i + G_i (always residual);
+- on CIFAR, a projection shortcut *per segment*, 1x1 conv N -> o + BN, added to G_i;
+  none on ImageNet (the layer branches on the dataset name; here ``projection``);
+- CIFAR: 3x3 conv stem, average pooling between a transition and its GUNN layer, a
+  1x1 conv + BN + ReLU head before global pooling; ImageNet: 7x7/2 conv and 3x3/2 max
+  pool stem, average pooling after every GUNN layer but the last;
+- initialisation "following ResNet": every convolution N(0, 2/(k*k*out)) with ``out``
+  that convolution's own output channels, i.e. those of one segment's module (2o, 2o
+  and o in a unit; o in the shortcut), BN weight 1 and bias 0, linear bias 0, no conv
+  biases. The stacked convolutions here are ``StackedConv2d`` so that they initialise
+  per segment in the same way (a std sqrt(P) larger than the stacked shape would give);
+  the SUNN twins share the modules, hence the initialisation. Before any training, in
+  eval mode (BN the identity), a GUNN's activations then grow with every segment it
+  updates; training-mode batch statistics keep them to scale.
+
+The code has no GUNN-24, Wide GUNN-18, GUNN-15-NoRes or SUNN. Their decisions are
+inferred from the paper: GUNN-24's second unit per segment (M = 2) maps o -> o with an
+identity shortcut around it, and Wide GUNN-18 takes GUNN-18's ImageNet layout, both
+because the parameter counts then equal the paper's to the unit (Section 5);
+GUNN-15-NoRes drops only x_i of Eq. 5 and keeps the projection, as Table 5 lists it
+with GUNN-15's 1.6M parameters (without the projections it would have 1.3M); SUNN
+updates all segments from the same input (Section 5.1, Table 5).
 """
 from __future__ import annotations
 
@@ -24,7 +52,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batchnorm import batch_norm_rows, running_factor, sync_backward, sync_forward, sync_group
-from .layers import ConvBNAct, ConvNet, init_he_fan_out
+from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
 from .registry import register_model
 
 __all__ = ["GunnLayer", "GunnNet"]
@@ -49,6 +77,7 @@ class BottleneckUnits(nn.Module):
     1x1 conv to K*o, BN, ReLU; 3x3 conv to K*o, BN, ReLU; 1x1 conv to o, BN. The first
     convolution reads ``in_channels`` shared by all segments (the whole state) when
     ``dense``; otherwise each segment reads only its own o channels (a stacked unit).
+    Each convolution holds P stacks, one per segment (see ``StackedConv2d``).
     """
 
     def __init__(self, in_channels: int, out_per_segment: int, segments: int, expansion: int,
@@ -56,14 +85,14 @@ class BottleneckUnits(nn.Module):
         super().__init__()
         width = expansion * out_per_segment
         self.segments, self.width, self.out = segments, width, out_per_segment
-        self.conv1 = nn.Conv2d(in_channels, segments * width, 1, groups=1 if dense else segments,
-                               bias=False)
+        self.conv1 = StackedConv2d(in_channels, segments * width, 1, stacks=segments,
+                                   groups=1 if dense else segments)
         self.bn1 = nn.BatchNorm2d(segments * width)
-        self.conv2 = nn.Conv2d(segments * width, segments * width, 3, padding=1, groups=segments,
-                               bias=False)
+        self.conv2 = StackedConv2d(segments * width, segments * width, 3, stacks=segments,
+                                   padding=1, groups=segments)
         self.bn2 = nn.BatchNorm2d(segments * width)
-        self.conv3 = nn.Conv2d(segments * width, segments * out_per_segment, 1, groups=segments,
-                               bias=False)
+        self.conv3 = StackedConv2d(segments * width, segments * out_per_segment, 1,
+                                   stacks=segments, groups=segments)
         self.bn3 = nn.BatchNorm2d(segments * out_per_segment)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,8 +355,9 @@ class GunnLayer(nn.Module):
     ``residual=False``, the GUNN-15-NoRes ablation of Table 5). G_i is M stacked
     bottleneck units: the first maps the N-channel state to o channels, each further
     one maps o to o with an identity shortcut around it. With ``projection`` (the CIFAR
-    models) G_i also adds a 1x1 conv + BN projection of the whole state, as the
-    authors' code does; the ImageNet models have none.
+    models) G_i also adds a 1x1 conv N -> o + BN projection of the whole state, one per
+    segment as in the authors' code (stacked here into one N -> N convolution); the
+    ImageNet models have none.
 
     ``fast`` (default True) runs the gradual update as Algorithm 1 with its hand-written
     backward pass; False runs Eq. 4 written out, every operation recorded by autograd
@@ -351,7 +381,10 @@ class GunnLayer(nn.Module):
             BottleneckUnits(channels if m == 0 else segments * o, o, segments, expansion, dense=m == 0)
             for m in range(units)
         )
-        self.shortcut = ConvBNAct(channels, channels, 1, act=False) if projection else None
+        self.shortcut = None
+        if projection:  # the keys of ConvBNAct(act=False): shortcut.0 conv, shortcut.1 BN
+            self.shortcut = nn.Sequential(StackedConv2d(channels, channels, 1, stacks=segments),
+                                          nn.BatchNorm2d(channels))
 
     def extra_repr(self) -> str:
         return (f"N={self.channels}, P={self.segments}, gradual={self.gradual}, "
@@ -427,7 +460,9 @@ class GunnNet(ConvNet):
 
     ``stages`` lists (N, P) per resolution. CIFAR models (``imagenet=False``) pool
     between a transition and its GUNN layer and end with a 1x1 conv to ``head_channels``;
-    ImageNet models pool after each GUNN layer but the last (the authors' code).
+    ImageNet models pool after each GUNN layer but the last (the authors' code). All
+    convolutions start from He's fan-out initialisation of the authors' per-segment
+    modules (module docstring).
     """
 
     classifier_path = "fc"

@@ -9,7 +9,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "init_he_fan_out"]
+__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "StackedConv2d",
+           "init_he_fan_out"]
 
 
 class ConvNet(nn.Module, abc.ABC):
@@ -120,12 +121,33 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class StackedConv2d(nn.Conv2d):
+    """``stacks`` independent convolutions of equal shape stored as one: output channels
+    ``[i * out/stacks, (i + 1) * out/stacks)`` are the i-th's. Computing them together is
+    an implementation choice; each is initialised as the separate convolution it stands
+    for (``init_he_fan_out`` counts the fan-out of one stack, not of all of them)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stacks: int,
+                 padding: int = 0, groups: int = 1) -> None:
+        if out_channels % stacks:
+            raise ValueError(f"{out_channels} output channels do not split into {stacks} stacks")
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, groups=groups,
+                         bias=False)
+        self.stacks = stacks
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, stacks={self.stacks}"
+
+
 def init_he_fan_out(model: nn.Module) -> None:
     """ResNet's initialisation (He et al. 2015): conv weights N(0, 2/(k*k*out)),
-    BN weight 1 and bias 0, linear bias 0 (the linear weight keeps PyTorch's default)."""
+    BN weight 1 and bias 0, linear bias 0 (the linear weight keeps PyTorch's default,
+    U(-1/sqrt(in), 1/sqrt(in)), which is also Torch7's). ``out`` is the output channels
+    of one convolution: of one stack of a ``StackedConv2d``."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            stacks = m.stacks if isinstance(m, StackedConv2d) else 1
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // stacks
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
