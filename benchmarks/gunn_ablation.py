@@ -42,10 +42,10 @@ def main() -> None:
             run = fit(cfg, os.path.join(args.out, f"{model}-seed{seed}"), datasets=data,
                       log=lambda _msg: None, progress=False)
             results.setdefault(model, []).append({"seed": seed, "history": run["history"]})
-            print(f"{model} seed {seed}: test error {run['last']['test_top1']:.2f}%", flush=True)
+            print(f"{model} seed {seed}: test error {run['last']['test_top1_err']:.2f}%", flush=True)
     print(f"\n{'model':<14} {'test error % (mean +- std)':>28}  seeds")
     for model, runs in results.items():
-        errs = [r["history"][-1]["test_top1"] for r in runs]
+        errs = [r["history"][-1]["test_top1_err"] for r in runs]
         spread = statistics.stdev(errs) if len(errs) > 1 else 0.0
         print(f"{model:<14} {statistics.mean(errs):>20.2f} +- {spread:.2f}  "
               f"{' '.join(f'{e:.2f}' for e in errs)}")
@@ -67,7 +67,7 @@ def _figure(results: dict[str, list[dict]], path: str) -> None:
             epochs = [h["epoch"] for h in run["history"]]
             label = None if k else {"sunn15": "SUNN-15 (before conversion)", "gunn15": "GUNN-15"}[model]
             ax_loss.plot(epochs, [h["train_loss"] for h in run["history"]], style, color="C0" if model == "sunn15" else "C3", label=label)
-            ax_err.plot(epochs, [h["test_top1"] for h in run["history"]], style, color="C0" if model == "sunn15" else "C3", label=label)
+            ax_err.plot(epochs, [h["test_top1_err"] for h in run["history"]], style, color="C0" if model == "sunn15" else "C3", label=label)
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log")
     ax_err.set(xlabel="epoch", ylabel="test error (%)")
     ax_loss.legend()

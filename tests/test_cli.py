@@ -44,7 +44,7 @@ def test_summary_at_another_input_size(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["summary", "gunn16"], "unknown model 'gunn16'; did you mean"),
-    (["summary", "gunn15", "--input-size", "3xbig"], "bad input size"),
+    (["summary", "gunn15", "--input-size", "3xbig"], "is not S, HxW or CxHxW"),
     (["summary", "gunn18", "--input-size", "8"], "does not fit the model"),
     (["summary", "gunn15", "--depth", "0"], "--depth"),
     (["models", "--colour"], "unrecognized arguments"),

@@ -1,6 +1,8 @@
 """convnets: deep convolutional networks of the ImageNet era, verified and trainable."""
 from .models import ModelInfo, create_model, list_models, model_info
+from .inspect.predict import Prediction, Predictor, predict
 from .models.classes import imagenet_classes
 
 __version__ = "0.1.0"
-__all__ = ["ModelInfo", "create_model", "imagenet_classes", "list_models", "model_info", "__version__"]
+__all__ = ["ModelInfo", "Prediction", "Predictor", "create_model", "imagenet_classes", "list_models",
+           "model_info", "predict", "__version__"]

@@ -17,7 +17,20 @@ class ConvnetsError(Exception):
 
 
 class ConfigError(ConvnetsError, ValueError):
-    """An option or configuration value that is out of range or of the wrong kind."""
+    """An option or configuration value that is out of range or of the wrong kind.
+
+    ``option`` names the configuration field at fault, when there is one, and ``text``
+    says what is wrong with it; the message is ``"{option} {text}"``. The command line
+    shows the field under its flag's name instead (``--wd`` for ``weight_decay``).
+    """
+
+    def __init__(self, message: str, *, option: str | None = None, text: str | None = None) -> None:
+        super().__init__(message)
+        self.option, self.text = option, text
+
+    @classmethod
+    def of(cls, option: str, text: str) -> "ConfigError":
+        return cls(f"{option} {text}", option=option, text=text)
 
 
 class DataError(ConvnetsError, ValueError):

@@ -73,7 +73,7 @@ def test_two_gloo_processes_match_one_with_twice_the_batch(tmp_path):
     assert got["stats"]["images"] == stats["images"] == 2 * B * STEPS
     assert got["stats"]["steps"] == stats["steps"] == STEPS
     assert abs(got["stats"]["loss"] - stats["loss"]) < 1e-5
-    assert got["stats"]["top1"] == stats["top1"]
+    assert got["stats"]["top1_err"] == stats["top1_err"]
 
 
 def test_single_process_needs_no_process_group(monkeypatch):

@@ -17,7 +17,7 @@ from convnets.engine import distributed as ddp
 from convnets.engine.config import RECIPES, TrainConfig, recipe_config
 from convnets.engine.init import init_lsuv
 from convnets.engine.runs import evaluate_targets
-from convnets.engine.train import NonFiniteLossError, fit, lr_factor, train_one_epoch
+from convnets.engine.train import NonFiniteError, fit, lr_factor, train_one_epoch
 
 SIZE = (1, 32, 32)
 
@@ -42,7 +42,7 @@ def digits():
 
 def _cfg(**kw):
     base = dict(model="lenet5", epochs=4, batch_size=8, lr=0.01, warmup_epochs=0.5,
-                schedule="cosine", deterministic=True, device="cpu", ema=0.9)
+                schedule="cosine", deterministic=True, device="cpu", ema=0.9, workers=0)
     return TrainConfig(**{**base, **kw})
 
 
@@ -57,7 +57,8 @@ def _quiet(_):
 # --- schedules -------------------------------------------------------------------------
 
 def test_step_schedule_divides_by_ten_at_milestones():
-    f = lr_factor(TrainConfig(epochs=300, milestones=[150, 225]), steps_per_epoch=10)
+    f = lr_factor(TrainConfig(epochs=300, schedule="step", milestones=[150, 225], warmup_epochs=0),
+                  steps_per_epoch=10)
     assert f(0) == 1.0 and f(1499) == 1.0
     assert f(1500) == pytest.approx(0.1) and f(2249) == pytest.approx(0.1)
     assert f(2250) == pytest.approx(0.01) and f(2999) == pytest.approx(0.01)
@@ -82,7 +83,7 @@ def test_snapshot_cycles_restart_the_cosine():
 def test_recipes_carry_the_papers_numbers():
     cifar = recipe_config("gunn-cifar")
     assert (cifar.batch_size, cifar.lr, cifar.weight_decay, cifar.momentum, cifar.nesterov,
-            cifar.epochs, cifar.milestones) == (64, 0.1, 1e-4, 0.9, True, 300, [150, 225])
+            cifar.epochs, cifar.milestones) == (64, 0.1, 1e-4, 0.9, True, 300, [149, 224])
     resnet = recipe_config("resnet-imagenet")
     assert (resnet.batch_size, resnet.lr, resnet.epochs, resnet.milestones) == (256, 0.1, 90, [30, 60])
     alex = recipe_config("alexnet")
@@ -92,6 +93,68 @@ def test_recipes_carry_the_papers_numbers():
                             "densenet-imagenet", "alexnet"}
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe_config("nope")
+
+
+# The GUNN authors' train.lua, Trainer:learningRate, for the 1-based epoch of the Torch loop.
+def _released_lr(epoch: int, dataset: str, n_epochs: int, lr: float = 0.1) -> float:
+    if dataset == "imagenet":
+        decay = (epoch - 1) // 30
+        if decay >= 3:
+            decay += 1
+    else:
+        decay = 2 if epoch >= 0.75 * n_epochs else 1 if epoch >= 0.5 * n_epochs else 0
+    return lr * 0.1 ** decay
+
+
+@pytest.mark.parametrize("recipe, dataset", [
+    ("gunn-cifar", "cifar10"), ("gunn-imagenet-released", "imagenet"), ("gunn-imagenet", "imagenet"),
+])
+def test_gunn_schedules_equal_the_released_train_lua_epoch_by_epoch(recipe, dataset):
+    cfg, spe = recipe_config(recipe), 7
+    f = lr_factor(cfg, steps_per_epoch=spe)
+    for e in range(cfg.epochs):  # every step of 0-based epoch e runs at the lr of epoch e + 1
+        want = _released_lr(e + 1, dataset, cfg.epochs)
+        assert cfg.lr * f(e * spe) == pytest.approx(want, rel=1e-9), (recipe, e)
+        assert cfg.lr * f(e * spe + spe - 1) == pytest.approx(want, rel=1e-9), (recipe, e)
+
+
+def test_gunn_imagenet_schedules_at_their_boundaries():
+    paper, released = recipe_config("gunn-imagenet"), recipe_config("gunn-imagenet-released")
+    assert (paper.epochs, released.epochs) == (90, 120)
+    f, g = lr_factor(paper, steps_per_epoch=10), lr_factor(released, steps_per_epoch=10)
+    for step, lr in [(299, 0.1), (300, 0.01), (599, 0.01), (600, 1e-3), (899, 1e-3)]:
+        assert 0.1 * f(step) == pytest.approx(lr) and 0.1 * g(step) == pytest.approx(lr)
+    assert 0.1 * g(900) == pytest.approx(1e-5) and 0.1 * g(1199) == pytest.approx(1e-5)
+    cifar = lr_factor(recipe_config("gunn-cifar"), steps_per_epoch=10)
+    assert cifar(1489) == 1.0 and cifar(1490) == pytest.approx(0.1)
+    assert cifar(2239) == pytest.approx(0.1) and cifar(2240) == pytest.approx(0.01)
+
+
+def test_gunn24_snapshot_recipe_is_six_50_epoch_cosine_cycles():
+    cfg = recipe_config("gunn-cifar-snapshot")
+    assert (cfg.model, cfg.preset, cfg.epochs, cfg.snapshot_ensemble, cfg.lr, cfg.batch_size) == (
+        "gunn24", "gunn-cifar", 300, 6, 0.1, 64)
+    f = lr_factor(cfg, steps_per_epoch=4)
+    for cycle in range(6):
+        start = cycle * 50 * 4
+        assert f(start) == 1.0  # Huang et al. 2017a, Eq. 2: restart at the cycle's start
+        assert f(start + 100) == pytest.approx(0.5)
+        assert f(start + 199) == pytest.approx(0.5 * (1 + math.cos(math.pi * 199 / 200)))
+
+
+def test_gunn_and_imagenet_recipes_use_the_authors_augmentation():
+    assert recipe_config("gunn-cifar").preset == "gunn-cifar"
+    for name in ("gunn-imagenet", "gunn-imagenet-released", "resnet-imagenet", "densenet-imagenet"):
+        assert recipe_config(name).preset == "fb-resnet", name
+    assert recipe_config("alexnet").preset == "alexnet"
+
+
+def test_recipes_command_lists_the_gunn_recipes(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gunn-cifar-snapshot  (", "gunn-imagenet-released  (", "fb-resnet ",
+                 "gunn-cifar ", "step /10 at 30, 60, 90, 90"):
+        assert name in out, name
 
 
 # --- one epoch -------------------------------------------------------------------------
@@ -151,8 +214,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, digits):
     run = tmp_path / "whole"
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
-    assert {"lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5",
-            "images_per_s", "time"} <= set(rows[0])
+    assert {"lr", "train_loss", "train_top1_err", "test_loss", "test_top1_err", "test_top5_err",
+            "best_test_top1_err", "best_epoch", "images_per_s", "time"} <= set(rows[0])
     assert (run / "curves.png").stat().st_size > 1000
     assert os.listdir(run / "tb")
     assert json.load(open(run / "config.json"))["epochs"] == 4
@@ -179,7 +242,7 @@ class _NaNAfter(Dataset):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digits):
     train, test = digits
     run = tmp_path / "nan"
-    with pytest.raises(NonFiniteLossError) as err:
+    with pytest.raises(NonFiniteError) as err:
         fit(_cfg(epochs=3, ema=0.0), str(run), datasets=(_NaNAfter(train, 32), test), log=_quiet)
     message = str(err.value)
     assert "\n" not in message and "epoch 2" in message and "last good checkpoint (epoch 1)" in message
@@ -211,7 +274,7 @@ def test_snapshot_ensemble_writes_m_snapshots_and_eval_averages_them(tmp_path, d
     assert not torch.allclose(probs[0], probs[1])  # two different members
     mean = (probs[0] + probs[1]) / 2
     assert res["loss"] == pytest.approx(nn.functional.nll_loss(mean.log(), y).item(), rel=1e-4)
-    assert res["top1"] == pytest.approx(100.0 * (mean.argmax(1) != y).float().mean().item())
+    assert res["top1_err"] == pytest.approx(100.0 * (mean.argmax(1) != y).float().mean().item())
 
 
 def test_lsuv_gives_unit_output_variance():
@@ -243,7 +306,7 @@ def test_train_then_eval_reports_the_same_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", run]) == 0
     out = capsys.readouterr().out
-    assert f"top-1 error {last['test_top1']:.2f}%" in out
+    assert f"top-1 error {last['test_top1_err']:.2f}%" in out
     assert os.path.exists(os.path.join(run, "confusion.png"))
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
@@ -254,7 +317,8 @@ def test_train_then_eval_reports_the_same_error(tmp_path, capsys):
     (["train", "nosuchnet"], "unknown model"),
     (["train", "--recipe", "nosuch"], "unknown recipe"),
     (["train", "--resume", "/nonexistent/run"], "not found"),
-    (["train", "--resume", "/tmp", "--lr", "0.1"], "--lr cannot be given"),
+    (["train", "--resume", "/tmp", "--recipe", "digits"], "--recipe cannot be given"),
+    (["train", "--resume", "/tmp"], "no config.json"),
     (["train", "--amp", "fp32"], "invalid choice"),
     (["eval", "/nonexistent/run.safetensors"], "no run directory"),
 ])
@@ -299,7 +363,7 @@ def test_a_run_at_another_input_size_is_read_back_at_that_size(tmp_path, capsys,
     last = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))][-1]
     capsys.readouterr()
     assert main(["eval", run]) == 0
-    assert f"top-1 error {last['test_top1']:.2f}%" in capsys.readouterr().out
+    assert f"top-1 error {last['test_top1_err']:.2f}%" in capsys.readouterr().out
     import convnets.inspect.singularity as singularity
 
     seen, analyze = [], singularity.analyze_singularities

@@ -54,8 +54,8 @@ def test_torchvision_published_counts():
 def test_published_errors_match_torchvision_weights(name):
     acc = torchvision.models.get_model_weights(name).DEFAULT.meta["_metrics"]["ImageNet-1K"]
     info = convnets.model_info(name)
-    assert info.top1 == pytest.approx(100 - acc["acc@1"], abs=1e-9)
-    assert info.top5 == pytest.approx(100 - acc["acc@5"], abs=1e-9)
+    assert info.top1_err == pytest.approx(100 - acc["acc@1"], abs=1e-9)
+    assert info.top5_err == pytest.approx(100 - acc["acc@5"], abs=1e-9)
 
 
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])

@@ -1,12 +1,14 @@
 """GUNN / SUNN: published parameter counts, the update order of Eq. 4, and gradients."""
 import copy
+import math
 
 import pytest
 import torch
 from torch import nn
 
 import convnets
-from convnets.models.gunn import GunnLayer
+from convnets.models.gunn import GunnLayer, GunnNet
+from convnets.models.layers import init_he_fan_out
 from helpers import randomise_bn
 
 
@@ -203,3 +205,96 @@ def test_gunn_trains_under_bf16_autocast():
     loss.backward()
     assert out.dtype == torch.bfloat16 and torch.isfinite(loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# --- initialisation: the authors' He fan-out of each per-segment module --------------------
+#
+# gunn-15.lua / gunn-18.lua, ConvInit: every cudnn.SpatialConvolution gets N(0, 2/n) with
+# n = kW*kH*nOutputPlane of that module. In GunnLayer.lua each segment has its own modules:
+# 1x1 N -> 2o, 3x3 2o -> 2o, 1x1 2o -> o, and on CIFAR the shortcut 1x1 N -> o.
+
+def _he_std(kernel: int, out: int) -> float:
+    return math.sqrt(2.0 / (kernel * kernel * out))
+
+
+def _expected_stds(model: GunnNet) -> list[tuple[str, torch.Tensor, float]]:
+    """(name, weight, the authors' std) for every convolution, from the per-segment shapes."""
+    out = []
+    layers = {id(layer): layer for layer in model.gunn_layers()}
+    for name, mod in model.named_modules():
+        if id(mod) in layers:
+            o = mod.seg_channels
+            for m, unit in enumerate(mod.units):
+                w = unit.width  # K * o: the per-segment module's own width
+                out += [(f"{name}.units.{m}.conv1", unit.conv1.weight, _he_std(1, w)),
+                        (f"{name}.units.{m}.conv2", unit.conv2.weight, _he_std(3, w)),
+                        (f"{name}.units.{m}.conv3", unit.conv3.weight, _he_std(1, o))]
+            if mod.shortcut is not None:
+                out.append((f"{name}.shortcut", mod.shortcut[0].weight, _he_std(1, o)))
+        elif isinstance(mod, nn.Conv2d) and ".units." not in name and ".shortcut" not in name:
+            # stem and transitions: one module each, as in the Torch code
+            out.append((name, mod.weight, _he_std(mod.kernel_size[0], mod.out_channels)))
+    return out
+
+
+def _check_stds(model: GunnNet, rel: float) -> int:
+    checked = 0
+    for name, weight, std in _expected_stds(model):
+        assert abs(weight.std().item() / std - 1) < rel, (name, weight.std().item(), std)
+        assert abs(weight.mean().item()) < 4 * std / math.sqrt(weight.numel()), name
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("name", ["gunn15", "sunn15", "gunn15_nores"])
+def test_cifar_init_is_he_fan_out_of_the_authors_per_segment_modules(name):
+    torch.manual_seed(0)
+    model = convnets.create_model(name, num_classes=100)
+    # stem, 3 transitions, head, and per GUNN layer conv1/conv2/conv3 + shortcut
+    assert _check_stds(model, rel=0.05) == 5 + 3 * 4
+    first = model.gunn_layers()[0]  # N = 240, P = 20, o = 12: conv1 std sqrt(2/24)
+    assert first.units[0].conv1.weight.std().item() == pytest.approx(0.2887, rel=0.02)
+    fc = model.fc  # PyTorch's default linear weight, U(+-1/sqrt(in)) as Torch7's; bias 0
+    bound = 1 / math.sqrt(fc.in_features)
+    assert fc.weight.abs().max() <= bound and fc.weight.std().item() == pytest.approx(
+        bound / math.sqrt(3), rel=0.05)
+    assert torch.all(fc.bias == 0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+
+
+def test_imagenet_layout_init_7x7_stem_and_no_shortcut():
+    torch.manual_seed(0)
+    model = GunnNet(stages=[(80, 4), (120, 6)], imagenet=True, num_classes=10)
+    assert all(layer.shortcut is None for layer in model.gunn_layers())
+    assert model.stem[0][0].kernel_size == (7, 7)
+    assert _check_stds(model, rel=0.1) == 1 + 2 + 2 * 3
+
+
+def test_second_unit_of_gunn24_layers_is_initialised_per_segment():
+    torch.manual_seed(0)
+    layer = GunnLayer(120, 5, expansion=3, units=2)  # o = 24, K*o = 72, M = 2 as in GUNN-24
+    init_he_fan_out(layer)
+    second = layer.units[1]
+    assert second.conv1.weight.std().item() == pytest.approx(_he_std(1, 72), rel=0.05)
+    assert second.conv3.weight.std().item() == pytest.approx(_he_std(1, 24), rel=0.05)
+    assert layer.shortcut[0].weight.std().item() == pytest.approx(_he_std(1, 24), rel=0.05)
+
+
+def test_gunn_and_sunn_twins_start_from_identical_weights():
+    """The ablation of Table 5 compares update orders, not initialisations."""
+    torch.manual_seed(0)
+    gunn = convnets.create_model("gunn15")
+    torch.manual_seed(0)
+    sunn = convnets.create_model("sunn15")
+    a, b = gunn.state_dict(), sunn.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_he_init_option_keeps_the_per_segment_fan_out():
+    from convnets.engine.init import init_he
+
+    torch.manual_seed(0)
+    model = init_he(convnets.create_model("gunn15"))
+    assert _check_stds(model, rel=0.05) == 17

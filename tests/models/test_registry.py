@@ -34,7 +34,7 @@ def test_list_models_filters_by_glob_or_substring():
 def test_model_info_carries_the_published_facts():
     info = convnets.model_info("GUNN-18")  # case and dashes are forgiven
     assert (info.name, info.year, info.input_size, info.num_classes) == ("gunn18", 2018, (3, 224, 224), 1000)
-    assert (info.top1, info.top5, info.params) == (21.65, 5.87, 28_909_736)
+    assert (info.top1_err, info.top5_err, info.params) == (21.65, 5.87, 28_909_736)
 
 
 def test_bad_options_are_value_errors():

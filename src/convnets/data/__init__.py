@@ -1,6 +1,6 @@
 """Datasets and the papers' transforms: ``open_dataset(spec, split, ...)`` and named presets."""
 from .datasets import SPEC_HELP, BadImageError, load_rgb, open_dataset
-from .transforms import Lighting, build_transform, list_presets
+from .transforms import ColorJitter, Jigsaw, Lighting, build_transform, list_presets
 
-__all__ = ["SPEC_HELP", "BadImageError", "Lighting", "build_transform", "list_presets",
-           "load_rgb", "open_dataset"]
+__all__ = ["SPEC_HELP", "BadImageError", "ColorJitter", "Jigsaw", "Lighting", "build_transform",
+           "list_presets", "load_rgb", "open_dataset"]

@@ -1,15 +1,20 @@
 """Datasets named by a short spec: built-in digits, synthetic, CIFAR, ImageNet, image folders.
 
 ``open_dataset(spec, split, ...)`` returns a ``torch.utils.data.Dataset`` of
-``(image, label)`` pairs, with ``classes``, ``num_classes``, ``targets`` and the bad-file
-counters ``bad_files()`` / ``reset_bad_files()`` (always 0 except for image folders).
+``(image, label)`` pairs, with ``classes``, ``num_classes``, ``targets``, the bad-file
+counters ``bad_files()`` / ``reset_bad_files()`` (always 0 except for image folders),
+``raw_image(i)`` (sample i before any transform), and what a trained network needs to
+see new images as it saw these: ``preset`` (the transform preset) and ``mean``/``std``
+(the normalisation, one value per channel of the data).
 
 Spec forms (``SPEC_HELP``):
 
 - ``None`` or ``"digits"``: scikit-learn's handwritten digits (1,797 real 8x8 grey
   images, 10 classes), split by a stratified shuffle with seed 0 into 1,437 training and
   360 test images; upsampled bilinearly to the model's input, values scaled to [0, 1]
-  and normalised with the training split's mean and std.
+  and normalised with the training split's mean and std (of all ten classes).
+  ``"digits:CLASSES"`` keeps some of the classes (``digits:0-4``, ``digits:5,7,9``),
+  relabelled 0..k-1 and keeping their names (see :mod:`convnets.data.subsets`).
 - ``"synthetic[:N[:C]]"``: N (default 1024) random N(0, 1) images of the model's input
   size, C (default 10) classes; sample i is the same on every call (seeded by i and the
   split). No transform is applied: for measuring throughput.
@@ -40,10 +45,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
 from .images import REASONS, BadImageError, display_path, get_max_pixels, load_rgb
+from .subsets import select_classes
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
 __all__ = [
@@ -53,8 +60,9 @@ __all__ = [
     "DIGITS_SPLIT_SEED", "DIGITS_TEST_SIZE",
 ]
 
-SPEC_HELP = ("digits (built-in, default), synthetic[:N[:C]], cifar10:DIR, cifar100:DIR, "
-             "imagenet:DIR, folder:DIR or an image-folder path")
+SPEC_HELP = ("digits (built-in, default), digits:CLASSES (some of the digits, e.g. digits:0-4 "
+             "or digits:5,7,9), synthetic[:N[:C]], cifar10:DIR, cifar100:DIR, imagenet:DIR, "
+             "folder:DIR or an image-folder path")
 
 # Per-channel statistics of the training images, values in [0, 1] (population std over
 # all pixels of the 50,000 training images).
@@ -73,10 +81,15 @@ _VAL_NAMES = ("val", "test")
 # --- the common interface ----------------------------------------------------------------
 
 class _Labelled(Dataset):
-    """What the engine relies on: classes, num_classes, targets, bad-file counters."""
+    """What the engine relies on: classes, num_classes, targets, bad-file counters; and
+    for reading new images as these are read: the transform ``preset`` and the
+    normalisation ``mean``/``std`` (None where the data comes with its own transform)."""
 
     classes: list[str]
     targets: list[int]
+    preset: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -107,6 +120,9 @@ class ArrayDataset(_Labelled):
         img = self.images[i]
         return (self.transform(img) if self.transform else img), self.targets[i]
 
+    def raw_image(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
 
 class SyntheticDataset(_Labelled):
     """Deterministic random images for benchmarking: sample i is drawn from a generator
@@ -128,6 +144,9 @@ class SyntheticDataset(_Labelled):
             raise IndexError(i)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         return torch.randn(self.input_size, generator=g), self.targets[i]
+
+    def raw_image(self, i: int) -> torch.Tensor:
+        return self[i][0]
 
 
 # --- image files -------------------------------------------------------------------------
@@ -176,6 +195,19 @@ class ImageFolderDataset(_Labelled):
 
     def reset_bad_files(self) -> None:
         self._flags()[:] = 0
+
+    def raw_image(self, i: int) -> Image.Image:
+        return load_rgb(self.samples[i][0])
+
+    def restricted_to(self, keep: Sequence[int]) -> "ImageFolderDataset":
+        """The files of the classes ``keep`` (indices) only, labelled 0..k-1, so that an
+        unreadable file is replaced by another file of these classes."""
+        relabel = {old: new for new, old in enumerate(keep)}
+        subset = ImageFolderDataset([(path, relabel[label]) for path, label in self.samples
+                                     if label in relabel], [self.classes[k] for k in keep],
+                                    self.transform, fail_fast=self.fail_fast, root=self.root)
+        subset.preset, subset.mean, subset.std = self.preset, self.mean, self.std
+        return subset
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         n = len(self.samples)
@@ -270,7 +302,7 @@ def _split_name(split: str) -> str:
     return "train" if split == "train" else "val"
 
 
-def _digits(split: str, input_size, train_transform: bool, preset: str | None):
+def _digits(split: str, input_size, transform_for):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -282,10 +314,8 @@ def _digits(split: str, input_size, train_transform: bool, preset: str | None):
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     mean, std = _digits_stats(images[train_idx], input_size[1:])
     idx = train_idx if split == "train" else test_idx
-    transform = build_transform(preset or "digits", train=train_transform, input_size=input_size,
-                                mean=[mean], std=[std])
     return ArrayDataset(images[idx], data.target[idx].tolist(), [str(k) for k in range(10)],
-                        transform)
+                        transform_for("digits", [mean], [std]))
 
 
 def _digits_stats(images: torch.Tensor, size: tuple[int, int]) -> tuple[float, float]:
@@ -388,7 +418,7 @@ def _labels(values: object, n: int, n_classes: int) -> np.ndarray | None:
     return lab if not len(lab) or (lab.min() >= 0 and lab.max() < n_classes) else None
 
 
-def _cifar(kind: str, root: str, split: str, train_transform: bool, input_size, preset):
+def _cifar(kind: str, root: str, split: str, transform_for):
     if kind == "cifar10":
         files = [f"data_batch_{k}" for k in range(1, 6)] if split == "train" else ["test_batch"]
         meta, names_key, labels_key, n_classes = "batches.meta", b"label_names", b"labels", 10
@@ -440,10 +470,8 @@ def _cifar(kind: str, root: str, split: str, train_transform: bool, input_size, 
                             f"labels in 0..{n_classes - 1}, one per image")
         images.append(data.reshape(-1, 3, 32, 32))  # rows hold the R, G, B planes in turn
         labels.append(lab)
-    transform = build_transform(preset or "cifar", train=train_transform, input_size=input_size,
-                                mean=mean, std=std)
     return ArrayDataset(torch.from_numpy(np.concatenate(images)), np.concatenate(labels).tolist(),
-                        classes, transform)
+                        classes, transform_for("cifar", mean, std))
 
 
 def _imagenet_names(wnids: list[str]) -> list[str]:
@@ -479,7 +507,7 @@ def _imagenet(root: str, split: str, transform_for, fail_fast: bool, max_pixels:
     if not samples:
         raise DataError(f"{where}: no image files under {sub}; {expected}")
     ds = ImageFolderDataset(samples, _imagenet_names([display_path(w) for w in wnids]),
-                            transform_for(IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
+                            transform_for("imagenet", IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
                             root=sub, max_pixels=max_pixels)
     ds.wnids = wnids
     return ds
@@ -528,7 +556,7 @@ def _folder(root: str, split: str, transform_for, fail_fast: bool, max_pixels: i
     # Class names are for printing and plotting: folder names that are not UTF-8 (made on
     # another system) keep their bytes as \xNN escapes.
     return ImageFolderDataset(samples, [display_path(c) for c in classes],
-                              transform_for(IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
+                              transform_for("imagenet", IMAGENET_MEAN, IMAGENET_STD), fail_fast=fail_fast,
                               root=sub, max_pixels=max_pixels)
 
 
@@ -544,21 +572,44 @@ def _check_input_size(input_size) -> tuple[int, int, int]:
 
 def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, int],
                  train_transform: bool, preset: str | None = None,
-                 fail_fast: bool = False, max_pixels: int | None = None) -> Dataset:
+                 fail_fast: bool = False, max_pixels: int | None = None,
+                 normalisation: tuple[Sequence[float], Sequence[float]] | None = None) -> Dataset:
     """Open the dataset named by ``spec`` (see the module docstring) for ``split``.
 
     ``input_size`` is the model's ``(C, H, W)``: images come out as float32 tensors of
-    that shape, normalised with the dataset's statistics. ``train_transform`` selects the
-    preset's augmentation (True) or its evaluation pipeline (False). ``preset`` overrides
-    the dataset's default (digits -> "digits", CIFAR -> "cifar", ImageNet and folders ->
-    "imagenet"; synthetic data ignores it). ``fail_fast`` makes an unreadable image
-    file raise ``BadImageError`` instead of being skipped and counted; ``max_pixels``
-    bounds the pixels one image file may decode to (default: ``images.get_max_pixels()``).
+    that shape, normalised with the dataset's statistics, or with ``normalisation``
+    (``(mean, std)``) where given: a network trained on other data sees these images as
+    it saw its own. ``train_transform`` selects the preset's augmentation (True) or its
+    evaluation pipeline (False). ``preset`` overrides the dataset's default (digits ->
+    "digits", CIFAR -> "cifar", ImageNet and folders -> "imagenet"; synthetic data, which
+    is no image and is never transformed, has "none" with mean 0 and std 1). ``fail_fast``
+    makes an unreadable image file raise ``BadImageError`` instead of being skipped and
+    counted; ``max_pixels`` bounds the pixels one image file may decode to (default:
+    ``images.get_max_pixels()``).
     """
     input_size = _check_input_size(input_size)
     split = _split_name(split)
-    if spec is None or spec == "digits":
-        return _digits(split, input_size, train_transform, preset)
+    chosen: dict = {}
+
+    def transform_for(default_preset: str, mean: Sequence[float], std: Sequence[float]) -> Callable:
+        mean, std = normalisation or (mean, std)
+        chosen.update(preset=preset or default_preset, mean=tuple(mean), std=tuple(std))
+        return build_transform(chosen["preset"], train=train_transform, input_size=input_size,
+                               mean=mean, std=std)
+
+    dataset = _open(spec, split, input_size, transform_for, fail_fast, max_pixels)
+    if not chosen:  # synthetic: already what the network takes
+        chosen.update(preset="none", mean=(0.0,) * input_size[0], std=(1.0,) * input_size[0])
+    dataset.preset, dataset.mean, dataset.std = chosen["preset"], chosen["mean"], chosen["std"]
+    return dataset
+
+
+def _open(spec: str | None, split: str, input_size, transform_for, fail_fast: bool,
+          max_pixels: int | None) -> Dataset:
+    if spec is None or spec == "digits" or str(spec).startswith("digits:"):
+        dataset = _digits(split, input_size, transform_for)
+        selection = str(spec).partition(":")[2] if spec else ""
+        return select_classes(dataset, selection) if selection else dataset
     spec = str(spec)
     if os.path.isdir(os.path.expanduser(spec)):
         kind, arg = "folder", spec
@@ -566,19 +617,14 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
         kind, sep, arg = spec.partition(":")
         if kind not in ("synthetic", "cifar10", "cifar100", "imagenet", "folder"):
             raise DataError(f"unknown dataset {spec!r}: expected {SPEC_HELP} "
-                             "(an image-folder path must exist)")
+                            "(an image-folder path must exist)")
         if kind != "synthetic" and not arg:
             raise DataError(f"{spec}: expected {kind}:DIR")
     if kind == "synthetic":
         return _synthetic(arg, split, input_size)
     root = os.path.expanduser(arg)
     if kind in ("cifar10", "cifar100"):
-        return _cifar(kind, root, split, train_transform, input_size, preset)
-
-    def transform_for(mean, std):
-        return build_transform(preset or "imagenet", train=train_transform, input_size=input_size,
-                               mean=mean, std=std)
-
+        return _cifar(kind, root, split, transform_for)
     if kind == "imagenet":
         return _imagenet(root, split, transform_for, fail_fast, max_pixels)
     return _folder(root, split, transform_for, fail_fast, max_pixels)

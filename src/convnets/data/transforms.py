@@ -7,8 +7,13 @@ or float in [0, 1]) and returns a float32 tensor of the model's ``input_size`` (
 "full", which keeps the whole 256/224-scaled square for multi-view evaluation).
 
 Sizes scale with the model's input: the ImageNet presets crop ``H x W`` from an image
-resized to ``256/224`` of that (256 for 224, 146 for 128), the CIFAR preset pads by
+resized to ``256/224`` of that (256 for 224, 146 for 128), the CIFAR presets pad by
 ``4/32`` of the crop.
+
+A training pipeline runs in three stages: geometry on the decoded image, colour on
+float RGB in [0, 1] (the scale of the PCA eigenvalues), then, for presets that follow
+Torch code which augments after normalising (``gunn-cifar``), steps on the normalised
+tensor, where zero is the dataset's mean colour.
 """
 from __future__ import annotations
 
@@ -22,8 +27,8 @@ from torchvision.transforms import v2
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
-    "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT", "build_transform",
-    "list_presets",
+    "ColorJitter", "Jigsaw", "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT",
+    "build_transform", "list_presets", "match_stats",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,6 +83,86 @@ class Lighting(nn.Module):
         return f"alphastd={self.alphastd}"
 
 
+class ColorJitter(nn.Module):
+    """fb.resnet.torch's colour jitter (datasets/transforms.lua, ``ColorJitter``).
+
+    Brightness, contrast and saturation, in a random order drawn per image, each blend
+    the image with a reference, ``alpha * img + (1 - alpha) * ref`` with ``alpha = 1 +
+    U(-v, v)``: black for brightness, the mean luma of the whole image for contrast, each
+    pixel's own luma for saturation (luma weights 0.299, 0.587, 0.114). A strength of 0
+    leaves that step out. It differs from torchvision's ``ColorJitter``: nothing is
+    clamped to [0, 1] (the Torch code never clamps, and lighting noise is added after
+    it), the luma weight of red is 0.299 rather than 0.2989, and there is no hue step.
+    Expects float RGB in [0, 1], ``(3, H, W)`` or a batch with one draw per image.
+    """
+
+    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        for name, v in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+            if not 0 <= v <= 1:
+                raise ValueError(f"ColorJitter {name} must be in [0, 1], got {v}")
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+        self.steps = [(name, v) for name, v in (("brightness", brightness), ("contrast", contrast),
+                                                 ("saturation", saturation)) if v]
+        self.generator = generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[-3] != 3:
+            raise ValueError(f"ColorJitter expects 3 RGB channels, got shape {tuple(img.shape)}")
+        if not self.steps:
+            return img
+        if img.dim() > 3:
+            return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
+        luma = torch.tensor(_LUMA, dtype=img.dtype).view(3, 1, 1)
+        for k in torch.randperm(len(self.steps), generator=self.generator).tolist():
+            name, v = self.steps[k]
+            alpha = 1.0 + torch.empty(()).uniform_(-v, v, generator=self.generator).item()
+            if name == "brightness":
+                ref = torch.zeros((), dtype=img.dtype)
+            elif name == "contrast":
+                ref = (img * luma).sum(0).mean()
+            else:
+                ref = (img * luma).sum(0, keepdim=True)
+            img = alpha * img + (1.0 - alpha) * ref
+        return img
+
+    def extra_repr(self) -> str:
+        return f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}"
+
+
+class Jigsaw(nn.Module):
+    """The GUNN authors' "Jigsaw" augmentation (their datasets/transforms.lua, ``Jigsaw``;
+    used by their CIFAR loaders, not described in the paper).
+
+    With probability ``p`` (2/3 there), a circular shift of the whole image along its
+    width or its height (each with probability 1/2): with ``d`` drawn uniformly from
+    1..size of that axis, the first ``d`` columns (rows) move behind the others, so
+    output column ``j`` is input column ``(j + d) mod W``; ``d = W`` leaves the image as
+    it was. Applied to ``(C, H, W)``, or a batch with one draw per image.
+    """
+
+    def __init__(self, p: float = 2 / 3, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Jigsaw probability must be in [0, 1], got {p}")
+        self.p = p
+        self.generator = generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if img.dim() > 3:
+            return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
+        g = self.generator
+        if torch.rand((), generator=g).item() >= self.p:
+            return img
+        dim = -1 if torch.rand((), generator=g).item() < 0.5 else -2
+        d = int(torch.randint(1, img.shape[dim] + 1, (), generator=g))
+        return img.roll(-d, dim)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:.4g}"
+
+
 class MatchChannels(nn.Module):
     """Give a float image the model's channel count: grey replicated to RGB, or RGB
     reduced to luma (ITU-R 601 weights) for one-channel models."""
@@ -112,10 +197,11 @@ class ShorterSideResize(nn.Module):
     """Resize the shorter side to ``size`` (``v2.Resize(size)``), after cutting the
     central ``MAX_ASPECT``:1 part out of an image that is longer than that."""
 
-    def __init__(self, size: int, max_aspect: float = MAX_ASPECT) -> None:
+    def __init__(self, size: int, max_aspect: float = MAX_ASPECT,
+                 interpolation: v2.InterpolationMode = v2.InterpolationMode.BILINEAR) -> None:
         super().__init__()
         self.size, self.max_aspect = size, max_aspect
-        self.resize = v2.Resize(size, antialias=True)
+        self.resize = v2.Resize(size, interpolation=interpolation, antialias=True)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         h, w = img.shape[-2:]
@@ -133,18 +219,40 @@ def _resize_side(size: int) -> int:
     return round(size * 256 / 224)
 
 
+def _cifar_crop(h: int, w: int) -> v2.RandomCrop:
+    return v2.RandomCrop((h, w), padding=round(4 * h / 32))
+
+
 def _geometry(preset: str, train: bool, h: int, w: int) -> list:
     if preset == "cifar":
         # "mirroring and shifting" (He et al. 2016, Sec. 4.2): pad 4, random crop, flip.
         # Resize is a no-op for 32x32 data fed to a 32x32 model.
         ops: list = [v2.Resize((h, w), antialias=True)]
         if train:
-            ops += [v2.RandomCrop((h, w), padding=round(4 * h / 32)), v2.RandomHorizontalFlip()]
+            ops += [_cifar_crop(h, w), v2.RandomHorizontalFlip()]
         return ops
+    if preset == "gunn-cifar":  # flip, crop and jigsaw come after normalising (_normalised)
+        return [v2.Resize((h, w), antialias=True)]
     if preset == "imagenet":
-        if train:  # scale augmentation (Szegedy et al. 2015, Sec. 6), as torchvision's recipe
+        if train:
+            # The crop of Szegedy et al. 2015, Sec. 6 (8-100% of the area, aspect 3/4-4/3),
+            # as torchvision's reference recipe: bilinear, no colour augmentation.
             return [v2.RandomResizedCrop((h, w), antialias=True), v2.RandomHorizontalFlip()]
         return [ShorterSideResize(_resize_side(min(h, w))), v2.CenterCrop((h, w))]
+    if preset == "fb-resnet":
+        # fb.resnet.torch, datasets/imagenet.lua: RandomSizedCrop (8-100% of the area, aspect
+        # 3/4-4/3, bicubic); its validation Scale(256) is bicubic too. The flip commutes with
+        # the colour steps, so it may come before them. torchvision's crop draws the aspect
+        # log-uniformly and falls back to a centre crop of the clamped aspect after 10
+        # misses; the Torch code draws it uniformly (then swaps w and h with probability 1/2)
+        # and falls back to resize + centre crop.
+        bicubic = v2.InterpolationMode.BICUBIC
+        if train:
+            return [v2.RandomResizedCrop((h, w), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                                         interpolation=bicubic, antialias=True),
+                    v2.RandomHorizontalFlip()]
+        return [ShorterSideResize(_resize_side(min(h, w)), interpolation=bicubic),
+                v2.CenterCrop((h, w))]
     if preset == "alexnet":
         # Sec. 2: shorter side to 256, central 256x256 patch; Sec. 4.1: random 224 patches
         # and their mirrors. Lighting is added after conversion to float (see Lighting).
@@ -170,9 +278,35 @@ def _geometry(preset: str, train: bool, h: int, w: int) -> list:
     raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
 
 
+def _colour(preset: str) -> list:
+    """Training-time colour steps on float RGB in [0, 1], before normalisation."""
+    if preset == "alexnet":  # Sec. 4.1: PCA lighting noise
+        return [Lighting()]
+    if preset == "fb-resnet":  # datasets/imagenet.lua: ColorJitter 0.4, then Lighting 0.1
+        return [ColorJitter(0.4, 0.4, 0.4), Lighting(0.1)]
+    return []
+
+
+def _normalised(preset: str, h: int, w: int) -> list:
+    """Training-time steps on the normalised image."""
+    if preset == "gunn-cifar":
+        # The authors' datasets/cifar10.lua (and cifar100.lua): ColorNormalize, then
+        # HorizontalFlip(0.5), RandomCrop(32, 4) with zero padding, which after
+        # normalisation is the mean colour, then Jigsaw.
+        return [v2.RandomHorizontalFlip(), _cifar_crop(h, w), Jigsaw()]
+    return []
+
+
 _PRESETS = {
     "cifar": "4-pixel pad + random crop + horizontal flip (train); normalise only (eval)",
-    "imagenet": "random-resized crop + flip (train); resize 256 + centre crop 224 (eval)",
+    "gunn-cifar": "the GUNN authors' code: flip, 4-pixel mean-colour pad + random crop, then "
+                  "with p 2/3 a random circular shift along width or height (train); "
+                  "normalise only (eval)",
+    "imagenet": "random-resized crop 8-100%, aspect 3/4-4/3, bilinear + flip, no colour "
+                "augmentation (train); resize 256 + centre crop 224 (eval)",
+    "fb-resnet": "fb.resnet.torch: random-resized crop 8-100%, aspect 3/4-4/3, bicubic + "
+                 "flip + colour jitter 0.4 + PCA lighting 0.1 (train); bicubic resize 256 + "
+                 "centre crop 224 (eval)",
     "alexnet": "random 224 crop of the 256x256 image + flip + PCA lighting noise (train); "
                "centre 224 crop (eval)",
     "digits": "bilinear resize + small random affine shift/rotation/scale (train); resize (eval)",
@@ -198,15 +332,18 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     c, h, w = input_size
     if preset not in _PRESETS:
         raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
-    mean_c, std_c = _match_stats(mean, std, c)
+    mean_c, std_c = match_stats(mean, std, c)
     ops = [_ToImage(), *_geometry(preset, train, h, w), v2.ToDtype(torch.float32, scale=True)]
-    if preset == "alexnet" and train:
-        ops.append(_RGBOnly(Lighting()))
-    ops += [MatchChannels(c), v2.Normalize(mean_c, std_c), _Plain()]
-    return v2.Compose(ops)
+    if train:
+        ops += [_RGBOnly(op) for op in _colour(preset)]
+    ops += [MatchChannels(c), v2.Normalize(mean_c, std_c)]
+    if train:
+        ops += _normalised(preset, h, w)
+    return v2.Compose(ops + [_Plain()])
 
 
-def _match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
+def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
+    """Per-channel statistics of the data as the normalisation of a ``c``-channel input."""
     mean, std = list(mean), list(std)
     if len(mean) != len(std) or len(mean) not in (1, 3):
         raise ValueError(f"mean/std must have 1 or 3 values, got {mean} and {std}")

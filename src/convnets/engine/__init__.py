@@ -14,7 +14,7 @@ _WHERE = {
     "TrainConfig": "config", "RECIPES": "config", "recipe_config": "config",
     "fit": "train", "train_one_epoch": "train",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation",
 }
 
 

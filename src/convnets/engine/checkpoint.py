@@ -31,11 +31,11 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..errors import CheckpointError, WeightsError
-from ..models.weights import load_weights, read_state_dict
+from ..models.weights import check_fits, read_state_dict
 
 __all__ = [
     "atomic_write", "save_weights", "load_weights_file", "save_checkpoint", "load_checkpoint",
-    "latest_checkpoint", "rng_state", "set_rng_state", "CheckpointError",
+    "latest_checkpoint", "clean_stale", "rng_state", "set_rng_state", "CheckpointError",
 ]
 
 COMMIT = "checkpoint.json"
@@ -95,13 +95,6 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     is (:func:`convnets.models.weights.read_state_dict`)."""
     try:
         return read_state_dict(path)
-    except WeightsError as err:
-        raise CheckpointError(str(err)) from None
-
-
-def _load_into(model: nn.Module, path: str) -> None:
-    try:
-        load_weights(model, path)  # checks names, shapes, dtypes and values first
     except WeightsError as err:
         raise CheckpointError(str(err)) from None
 
@@ -203,33 +196,100 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
+def clean_stale(run_dir: str | os.PathLike) -> list[str]:
+    """Remove what a killed save left behind: temporary files (``.tmp-*``, up to the size
+    of a checkpoint) and epoch directories newer than the committed one. Called when a run
+    resumes; returns the removed paths."""
+    run_dir = os.fspath(run_dir)
+    committed = None
+    if os.path.exists(os.path.join(run_dir, COMMIT)):
+        committed = os.path.basename(latest_checkpoint(run_dir)["dir"])
+    removed = []
+    root = os.path.join(run_dir, "checkpoints")
+    for d in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if d.startswith("epoch-") and (committed is None or d > committed):
+            shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+            removed.append(os.path.join(root, d))
+    for folder in (run_dir, root, os.path.join(run_dir, "snapshots"),
+                   *(os.path.join(root, d) for d in (os.listdir(root) if os.path.isdir(root) else []))):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.startswith(".tmp-") and os.path.isfile(os.path.join(folder, name)):
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+
+def _check_fits(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    try:
+        check_fits(module, state, where)
+    except WeightsError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def _read_state(path: str) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {os.path.dirname(path)} lacks state.pt") from None
+    except Exception as err:
+        raise CheckpointError(f"cannot read {path}: {err}".splitlines()[0]) from None
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) \
+            or not isinstance(state.get("step"), int) or not isinstance(state.get("rng"), list):
+        raise CheckpointError(f"{path} is not a training state of convnets")
+    return state
+
+
 def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                     scaler: Any = None, ema: nn.Module | None = None,
                     restore_rng: bool = True, rank: int = 0) -> dict[str, Any]:
-    """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra)."""
+    """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra).
+
+    Every file is read and checked against what it will restore before anything is
+    restored, so a corrupt or foreign file leaves model, optimizer and RNGs untouched."""
     record = latest_checkpoint(run_dir)
     ckpt_dir = record["dir"]
-    _load_into(_unwrap(model), os.path.join(ckpt_dir, "model.safetensors"))
-    try:
-        state = torch.load(os.path.join(ckpt_dir, "state.pt"), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {ckpt_dir} lacks state.pt") from None
-    except Exception as err:
-        raise CheckpointError(f"cannot read {ckpt_dir}/state.pt: {err}".splitlines()[0]) from None
+    weights = load_weights_file(os.path.join(ckpt_dir, "model.safetensors"))
+    _check_fits(_unwrap(model), weights, f"{ckpt_dir}/model.safetensors")
+    state = _read_state(os.path.join(ckpt_dir, "state.pt"))
+    for key, needed in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if needed is not None and not isinstance(state.get(key), dict):
+            raise CheckpointError(f"{ckpt_dir}/state.pt holds no {key} state")
     if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
+        groups = state["optimizer"].get("param_groups")
+        if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != \
+                [len(g["params"]) for g in optimizer.param_groups]:
+            raise CheckpointError(f"{ckpt_dir}/state.pt: its optimizer state does not fit this "
+                                  "model's parameters")
+    ema_weights = None
     if ema is not None:
         ema_path = os.path.join(ckpt_dir, "ema.safetensors")
         if not os.path.exists(ema_path):
             raise CheckpointError(f"checkpoint {ckpt_dir} holds no EMA weights")
-        _load_into(_unwrap(ema.module), ema_path)
+        ema_weights = load_weights_file(ema_path)
+        _check_fits(_unwrap(ema.module), ema_weights, ema_path)
+        if not isinstance(state.get("ema_n_averaged"), torch.Tensor):
+            raise CheckpointError(f"{ckpt_dir}/state.pt lacks the EMA's step count")
+    states = state["rng"]
+    if restore_rng and not states:
+        raise CheckpointError(f"{ckpt_dir}/state.pt holds no random-generator states")
+
+    _unwrap(model).load_state_dict(weights)
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError) as err:  # PyTorch's own checks of the contents
+        raise CheckpointError(f"{ckpt_dir}/state.pt does not fit this run's optimizer: "
+                              f"{err}".splitlines()[0]) from None
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    if ema is not None:
+        _unwrap(ema.module).load_state_dict(ema_weights)
         ema.n_averaged.copy_(state["ema_n_averaged"])
     if restore_rng:
-        states = state["rng"]
         set_rng_state(states[rank] if rank < len(states) else states[0])
     return state

@@ -3,15 +3,101 @@
 A recipe is a named set of hyper-parameters; a run's configuration is a recipe with
 the user's overrides applied, saved resolved into the run directory (config.json) so
 that the run can be resumed and evaluated without the command line that started it.
+
+Every option is defined once, as a field of :class:`TrainConfig`: its type, default,
+range and help text live there, the ``convnets train`` flags are generated from the
+fields (:func:`train_options`), and the same checks run for a Python caller, for the
+command line and for a config.json read back from disk. The defaults are the ``digits``
+recipe, the command's default.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import typing
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
 
-__all__ = ["TrainConfig", "Recipe", "RECIPES", "list_recipes", "recipe_config", "load_config"]
+from ..errors import ConfigError, RunDirError
+
+__all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
+           "list_recipes",
+           "recipe_config", "load_config", "resume_changes"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a field appears on the command line and what values it takes.
+
+    ``flag`` is the command-line name (None: not a flag); ``check(value)`` returns what is
+    wrong with a value, or None; ``parse`` turns the flag's text into a value (default:
+    the field's type); ``const`` is the value of a flag given without one; ``resume``
+    marks fields that may change when a run is resumed (they do not change what it
+    computes)."""
+
+    help: str = ""
+    flag: str | None = None
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
+    parse: Callable[[str], Any] | None = None
+    const: Any = None
+    metavar: str | None = None
+    resume: bool = False
+
+
+def _opt(default: Any, help: str, **kw) -> Any:
+    meta = {"option": Option(help=help, **kw)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f"must be at least {low:g}, got {v}"
+
+
+def _in_range(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v < high else f"must be in [{low:g}, {high:g}), got {v}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be positive, got {v}"
+
+
+def check_whole(**values: tuple[Any, int]) -> None:
+    """``name=(value, least)``: each value a whole number of at least ``least``, or a
+    ConfigError naming the first that is not (for arguments of library functions)."""
+    for name, (value, least) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError.of(name, f"must be a whole number of at least {least}, got {value!r}")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def _parse_input_size(text: str) -> list[int]:
+    from ..perf.profile import parse_input_size
+
+    return list(parse_input_size(text))
+
+
+def _increasing(v: list[int]) -> str | None:
+    # An epoch listed twice decays twice there (the released GUNN ImageNet schedule).
+    ok = all(m > 0 for m in v) and list(v) == sorted(v)
+    return None if ok else f"must be positive epochs in non-decreasing order, got {v}"
+
+
+def _input_size(v: list[int] | None) -> str | None:
+    if v is None:
+        return None
+    ok = len(v) == 3 and v[0] in (1, 3) and min(v) >= 1
+    return None if ok else f"must be (C, H, W) with C 1 or 3 and positive sides, got {v}"
 
 
 @dataclass
@@ -19,68 +105,80 @@ class TrainConfig:
     """Everything that decides what a training run computes.
 
     Epoch-valued fields (``milestones``, ``warmup_epochs``) count whole passes over the
-    training split; the learning rate is updated after every optimizer step.
+    training split; the learning rate is updated after every optimizer step. The
+    defaults are the ``digits`` recipe: ResNet-20 on the built-in digits.
     """
 
-    model: str = "resnet20"
-    data: str | None = None              # dataset spec; None = the built-in digits
-    preset: str | None = None            # augmentation preset; None = the dataset's default
-    recipe: str = "digits"
-    epochs: int = 30
-    batch_size: int = 64                 # per process; the global batch is this x world size
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    schedule: str = "step"               # "step" or "cosine"
-    milestones: list[int] = field(default_factory=list)  # epochs where the lr is divided
-    gamma: float = 0.1                   # the divisor's inverse: lr *= gamma at each milestone
-    warmup_epochs: float = 0.0           # linear warm-up from lr/100 (Goyal et al. 2017)
-    label_smoothing: float = 0.0
-    init: str = "default"                # "default" (the model's own), "he" or "lsuv"
-    amp: str | None = None               # None, "bf16" or "fp16"
-    channels_last: bool = False
-    accum_steps: int = 1
-    ema: float = 0.0                     # EMA decay per optimizer step; 0 = no EMA
-    snapshot_ensemble: int = 0           # M cosine cycles with one snapshot each; 0 = off
-    workers: int = 0
-    seed: int = 0
-    deterministic: bool = False
-    sync_bn: bool = False
-    device: str = "auto"
-    input_size: list[int] | None = None  # (C, H, W) the model is trained at; None = its own
+    model: str = _opt("resnet20", "model name (default: the recipe's model)")
+    data: str | None = _opt(None, "dataset: digits (default), digits:CLASSES (some digits, "
+                            "relabelled 0..k-1: digits:0-4, digits:5,7,9), synthetic[:N], "
+                            "cifar10:DIR, cifar100:DIR, imagenet:DIR, folder:DIR",
+                            flag="--data")
+    preset: str | None = _opt(None, "augmentation preset (default: the dataset's; `convnets recipes`)",
+                              flag="--preset")
+    recipe: str = _opt("digits", "the recipe these settings started from")
+    epochs: int = _opt(20, "passes over the training split", flag="--epochs", check=_at_least(1))
+    batch_size: int = _opt(32, "images per optimizer step and process (global batch: this x "
+                           "processes)", flag="--batch-size", check=_at_least(1))
+    lr: float = _opt(0.05, "peak learning rate", flag="--lr", check=_positive)
+    momentum: float = _opt(0.9, "SGD momentum", flag="--momentum", check=_in_range(0, 1))
+    nesterov: bool = _opt(True, "Nesterov momentum", flag="--nesterov")
+    weight_decay: float = _opt(5e-4, "L2 weight decay", flag="--wd", check=_at_least(0))
+    schedule: str = _opt("cosine", "learning-rate schedule", flag="--schedule",
+                         choices=("step", "cosine"))
+    milestones: list[int] = _opt([], "step schedule: epochs where the lr is multiplied by gamma, "
+                                 "e.g. 150,225", flag="--milestones", parse=int_list,
+                                 check=_increasing, metavar="E1,E2,...")
+    gamma: float = _opt(0.1, "step schedule: factor at each milestone", flag="--gamma",
+                        check=lambda v: None if 0 < v <= 1 else f"must be in (0, 1], got {v}")
+    warmup_epochs: float = _opt(1.0, "linear warm-up from lr/100 (Goyal et al. 2017), in epochs",
+                                flag="--warmup", check=_at_least(0))
+    label_smoothing: float = _opt(0.0, "label smoothing", flag="--label-smoothing",
+                                  check=_in_range(0, 1))
+    init: str = _opt("default", "weight initialisation (default: the model's own, its paper's)",
+                     flag="--init", choices=("default", "he", "lsuv"))
+    amp: str | None = _opt(None, "mixed precision (fp16: CUDA GPUs only)", flag="--amp",
+                           choices=("bf16", "fp16"))
+    channels_last: bool = _opt(False, "channels-last memory format", flag="--channels-last")
+    accum_steps: int = _opt(1, "micro-batches per optimizer step", flag="--accum-steps",
+                            check=_at_least(1))
+    ema: float = _opt(0.0, "keep an exponential moving average of the weights with this decay "
+                      "per step (0: none; the flag alone: 0.999)", flag="--ema",
+                      check=_in_range(0, 1), const=0.999, metavar="DECAY")
+    snapshot_ensemble: int = _opt(0, "M cosine cycles with restarts, one snapshot each (Huang "
+                                  "et al. 2017; 0: off)", flag="--snapshot-ensemble",
+                                  check=_at_least(0), metavar="M")
+    workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
+                        resume=True)
+    seed: int = _opt(0, "random seed", flag="--seed")
+    deterministic: bool = _opt(False, "deterministic algorithms (bit-exact resume on the CPU)",
+                               flag="--deterministic")
+    sync_bn: bool = _opt(False, "synchronise batch norm over processes", flag="--sync-bn")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", flag="--device", resume=True)
+    input_size: list[int] | None = _opt(None, "S, HxW or CxHxW to train at (default: the "
+                                        "model's own)", flag="--input-size",
+                                        parse=_parse_input_size, check=_input_size)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(message)
-
-        need(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
-        need(self.lr > 0, f"--lr must be positive, got {self.lr}")
-        need(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
-        need(not self.nesterov or self.momentum > 0, "--nesterov needs a positive --momentum")
-        need(self.weight_decay >= 0, f"--wd must be non-negative, got {self.weight_decay}")
-        need(self.schedule in ("step", "cosine"),
-             f"--schedule must be step or cosine, got {self.schedule!r}")
-        need(all(0 < m for m in self.milestones) and list(self.milestones) == sorted(self.milestones),
-             f"--milestones must be increasing positive epochs, got {self.milestones}")
-        need(self.warmup_epochs >= 0, f"--warmup must be non-negative, got {self.warmup_epochs}")
-        need(0 <= self.label_smoothing < 1,
-             f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        need(self.init in ("default", "he", "lsuv"), f"--init must be he or lsuv, got {self.init!r}")
-        need(self.amp in (None, "bf16", "fp16"), f"--amp must be bf16 or fp16, got {self.amp!r}")
-        need(self.accum_steps >= 1, f"--accum-steps must be at least 1, got {self.accum_steps}")
-        need(0 <= self.ema < 1, f"--ema decay must be in [0, 1), got {self.ema}")
-        need(self.snapshot_ensemble >= 0, "--snapshot-ensemble must be non-negative")
-        if self.snapshot_ensemble:
-            need(self.epochs % self.snapshot_ensemble == 0,
-                 f"--snapshot-ensemble {self.snapshot_ensemble} must divide --epochs {self.epochs} "
-                 "(each cycle is a whole number of epochs)")
-        need(self.workers >= 0, f"--workers must be non-negative, got {self.workers}")
+        """Types and ranges of every field, then the rules that tie fields together."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            setattr(self, f.name, value)
+            opt: Option = f.metadata["option"]
+            if opt.choices and value is not None and value not in opt.choices:
+                raise ConfigError.of(f.name, f"must be one of {', '.join(map(str, opt.choices))}, "
+                                     f"got {value!r}")
+            if opt.check and (problem := opt.check(value)):
+                raise ConfigError.of(f.name, problem)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError.of("nesterov", "needs a positive momentum")
+        if self.snapshot_ensemble and self.epochs % self.snapshot_ensemble:
+            raise ConfigError.of("snapshot_ensemble", f"{self.snapshot_ensemble} must divide the "
+                                 f"{self.epochs} epochs (each cycle is a whole number of epochs)")
 
     def model_input_size(self) -> tuple[int, int, int]:
         """The input the run's model sees: ``input_size`` or the model's published one."""
@@ -93,7 +191,7 @@ class TrainConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown training option {unknown[0]!r}")
+            raise ConfigError(f"unknown training option {unknown[0]!r}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict:
@@ -105,27 +203,96 @@ class TrainConfig:
             f.write("\n")
 
 
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type, or a ConfigError: config.json and Python callers can
+    hand in anything (``"epochs": "3"``, ``"milestones": null``)."""
+    args = typing.get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError.of(name, "must be given (got nothing)")
+    kind = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
+    origin = typing.get_origin(kind)
+    if origin is list:
+        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+            raise ConfigError.of(name, f"must be a list of whole numbers, got {value!r}")
+        return [int(v) for v in value]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError.of(name, f"must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if not _is_int(value):
+            raise ConfigError.of(name, f"must be a whole number, got {value!r}")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError.of(name, f"must be a finite number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError.of(name, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"TrainConfig.{name}: unsupported annotation {hint!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def train_options() -> list[tuple[dataclasses.Field, Option, Any]]:
+    """(field, option, value type) of every field that is a ``convnets train`` flag."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in fields(TrainConfig):
+        opt: Option = f.metadata["option"]
+        if opt.flag:
+            args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+            out.append((f, opt, args[0] if args else hints[f.name]))
+    return out
+
+
+def resume_changes(saved: TrainConfig, cfg: TrainConfig) -> list[str]:
+    """Fields in which ``cfg`` differs from the run's ``saved`` config although they decide
+    what the run computes (only fields marked ``resume`` may change on resume)."""
+    return [f.name for f in fields(TrainConfig)
+            if not f.metadata["option"].resume and getattr(saved, f.name) != getattr(cfg, f.name)]
+
+
 def load_config(path: str | os.PathLike) -> TrainConfig:
-    """Read a run's config.json."""
+    """Read a run's config.json; a missing, malformed or out-of-range file is a RunDirError."""
     try:
         with open(path) as f:
             raw = json.load(f)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no config.json in the run directory: {path}") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+        raise RunDirError(f"no config.json in the run directory: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path} does not hold a configuration (a JSON object)")
     known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in raw.items() if k in known})
+    try:
+        return TrainConfig(**{k: v for k, v in raw.items() if k in known})
+    except ConfigError as err:
+        raise RunDirError(f"{path}: {err}") from None
 
 
 # --- recipes ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Recipe:
+    """A paper's hyper-parameters. ``settings`` are TrainConfig fields; every field of
+    ``SCHEDULE_FIELDS`` is set explicitly by each recipe but ``digits`` (whose values are
+    TrainConfig's defaults), so that no recipe inherits the small default's schedule."""
+
     name: str
     source: str                   # where the numbers come from
     settings: dict                # TrainConfig fields this recipe sets
     notes: str = ""
+
+
+SCHEDULE_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+                   "schedule", "milestones", "warmup_epochs")
 
 
 def _recipe(name: str, source: str, notes: str = "", **settings) -> Recipe:
@@ -134,9 +301,16 @@ def _recipe(name: str, source: str, notes: str = "", **settings) -> Recipe:
 
 # ImageNet, DenseNet style (Huang et al. 2017, Section 4.2): batch 256, 90 epochs,
 # lr 0.1 divided by 10 at epochs 30 and 60, weight decay 1e-4, Nesterov momentum 0.9
-# without dampening, scale augmentation as in fb.resnet.torch.
-_DENSENET_IMAGENET = dict(preset="imagenet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
-                          nesterov=True, weight_decay=1e-4, schedule="step", milestones=[30, 60])
+# without dampening, and the augmentation of fb.resnet.torch (datasets/imagenet.lua), on
+# which the DenseNet and GUNN Torch code are built: preset `fb-resnet`.
+_DENSENET_IMAGENET = dict(preset="fb-resnet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
+                          nesterov=True, weight_decay=1e-4, schedule="step", milestones=[30, 60],
+                          warmup_epochs=0.0)
+
+# CIFAR, GUNN (Qiao et al. 2018, Section 6.2): batch 64, lr 0.1, weight decay 1e-4,
+# momentum 0.9 without dampening (Nesterov in the authors' train.lua), 300 epochs.
+_GUNN_CIFAR = dict(preset="gunn-cifar", epochs=300, batch_size=64, lr=0.1, momentum=0.9,
+                   nesterov=True, weight_decay=1e-4, warmup_epochs=0.0)
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     _recipe(
@@ -147,27 +321,56 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "epochs, 0.35% validation error (lr 0.1: 0.70%); LeNet-5 stays at 1.05% over lr "
         "0.005-0.01, 30-60 epochs, label smoothing and seeds (lr 0.02 or batch 16 "
         "saturates its tanh units), and made 2.22% test error with lr 0.007 for 40 epochs.",
-        model="resnet20", epochs=20, batch_size=32, lr=0.05, momentum=0.9, nesterov=True,
-        weight_decay=5e-4, schedule="cosine", warmup_epochs=1.0, workers=1),
+        # TrainConfig's defaults are this recipe; it sets nothing of its own.
+    ),
     _recipe(
-        "gunn-cifar", "Qiao et al. 2018, Section 6.1 and the authors' code",
-        "CIFAR mirroring and shifting; Nesterov momentum without dampening.",
-        model="gunn15", preset="cifar", epochs=300, batch_size=64, lr=0.1, momentum=0.9,
-        nesterov=True, weight_decay=1e-4, schedule="step", milestones=[150, 225]),
+        "gunn-cifar", "Qiao et al. 2018, Section 6.2; augmentation from the authors' code "
+                      "(github.com/joe-siyuan-qiao/GUNN, datasets/cifar10.lua and transforms.lua)",
+        "lr /10 at the 150th and 225th epoch counted from 1, as the released train.lua does "
+        "(epoch >= 0.5 and 0.75 x nEpochs): after 149 and 224 epochs. Augmentation "
+        "`gunn-cifar` is the released code's: flip, mean-colour pad + crop, then the "
+        "'Jigsaw' circular shift, which the paper does not describe (it names mirroring "
+        "and shifting only: --preset cifar).",
+        model="gunn15", **_GUNN_CIFAR, schedule="step", milestones=[149, 224]),
+    _recipe(
+        "gunn-cifar-snapshot", "Qiao et al. 2018, Table 3 (GUNN-24 Ensemble, 24 x 6 layers, "
+                               "177.6M parameters: 6 snapshots of GUNN-24) and Section 6.3 "
+                               "(Snapshot Ensemble, Huang et al. 2017a); Section 6.2 otherwise",
+        "6 cosine cycles of 50 epochs restarting at lr 0.1 (Huang et al. 2017a, Eq. 2), one "
+        "snapshot at the end of each; `convnets eval RUN` averages their softmax outputs "
+        "(published: 3.02% C10, 15.61% C100). The paper gives neither the cycle length nor "
+        "the restart lr: 300 epochs / 6 and its CIFAR lr 0.1 are assumed (Huang et al. "
+        "report restart lrs 0.1 and 0.2).",
+        model="gunn24", **_GUNN_CIFAR, schedule="cosine", milestones=[], snapshot_ensemble=6),
     _recipe(
         "gunn-imagenet", "Qiao et al. 2018, Section 6.2: the DenseNet ImageNet schedule",
-        "Huang et al. 2017, Section 4.2: 90 epochs, lr /10 at 30 and 60.",
+        "Huang et al. 2017, Section 4.2: 90 epochs, lr /10 at 30 and 60. Augmentation of "
+        "fb.resnet.torch, as the authors' datasets/imagenet.lua (Section 6.1: that of "
+        "ResNet, DenseNet and ResNeXt).",
         model="gunn18", **_DENSENET_IMAGENET),
     _recipe(
+        "gunn-imagenet-released", "the authors' code (github.com/joe-siyuan-qiao/GUNN): the "
+                                  "README's ImageNet command (-nEpochs 120, -batchSize 256) "
+                                  "and train.lua's learningRate",
+        "lr 0.1, then 0.01 from epoch 31, 0.001 from 61 and 1e-5 from 91 (counted from 1): "
+        "train.lua raises the fourth decay step to two (decay = floor((epoch - 1) / 30), plus "
+        "one from 3 on), hence 90 listed twice.",
+        model="gunn18", **{**_DENSENET_IMAGENET, "epochs": 120, "milestones": [30, 60, 90, 90]}),
+    _recipe(
         "densenet-imagenet", "Huang et al. 2017, Section 4.2",
-        "Nesterov momentum 0.9 without dampening, scale augmentation.",
+        "Nesterov momentum 0.9 without dampening; augmentation of fb.resnet.torch, on which "
+        "DenseNet's code is built.",
         model="densenet121", **_DENSENET_IMAGENET),
     _recipe(
-        "resnet-imagenet", "He et al. 2016, Section 3.4 (fixed steps as torchvision's reference)",
+        "resnet-imagenet", "He et al. 2016, Section 3.4 (fixed steps as torchvision's reference); "
+                           "augmentation of fb.resnet.torch",
         "The paper divides by 10 on plateaus (about 120 epochs); the common 90-epoch form "
-        "divides every 30 epochs.",
-        model="resnet50", preset="imagenet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
-        nesterov=False, weight_decay=1e-4, schedule="step", milestones=[30, 60]),
+        "divides every 30 epochs. fb.resnet.torch replaces the paper's scale augmentation "
+        "(shorter side 256-480) by the 8-100% random-sized crop, which gave it a better "
+        "validation error, and adds colour jitter to the paper's PCA lighting.",
+        model="resnet50", preset="fb-resnet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
+        nesterov=False, weight_decay=1e-4, schedule="step", milestones=[30, 60],
+        warmup_epochs=0.0),
     _recipe(
         "alexnet", "Krizhevsky et al. 2012, Section 5",
         "The paper divides the lr by 10 when validation error stops improving, three times in "
@@ -175,7 +378,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "Dropout 0.5 in the first two fully connected layers is part of the model. The paper "
         "initialises biases to 1 in some layers; the model's own initialisation is used.",
         model="alexnet", preset="alexnet", epochs=90, batch_size=128, lr=0.01, momentum=0.9,
-        nesterov=False, weight_decay=5e-4, schedule="step", milestones=[30, 60, 80]),
+        nesterov=False, weight_decay=5e-4, schedule="step", milestones=[30, 60, 80],
+        warmup_epochs=0.0),
 ]}
 
 
@@ -187,7 +391,7 @@ def recipe_config(name: str, **overrides) -> TrainConfig:
     """The configuration of recipe ``name`` with ``overrides`` (None values ignored)."""
     key = name.strip().lower().replace("_", "-")
     if key not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; `convnets recipes` lists "
+        raise ConfigError(f"unknown recipe {name!r}; `convnets recipes` lists "
                          f"{', '.join(RECIPES)}")
     base = TrainConfig(**{**RECIPES[key].settings, "recipe": key})
     return base.replace(**overrides)

@@ -24,9 +24,18 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-__all__ = ["DistEnv", "setup", "cleanup", "wrap_model", "make_loader", "all_reduce_sum", "barrier"]
+from ..errors import ConfigError, ConvnetsError
+from ..models.batchnorm import SyncBatchNorm2d
+
+__all__ = ["DistEnv", "PeerFailure", "setup", "cleanup", "wrap_model", "convert_sync_batchnorm",
+           "make_loader", "make_eval_loader", "ShardSampler", "all_reduce_sum", "barrier",
+           "agree", "is_collective_failure"]
+
+
+class PeerFailure(ConvnetsError):
+    """Another process of a data-parallel job failed; its own message says why."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,49 @@ def setup(device: torch.device) -> DistEnv:
     return env
 
 
-def cleanup() -> None:
+def cleanup(ok: bool = True) -> None:
+    """Leave the process group. After a success the processes leave together: a rank that
+    tears down gloo while another is still in its last collective or writing its
+    checkpoint can abort the other. After a failure there is no waiting for the others,
+    who may be blocked in a collective this rank will never join: the process ends, its
+    connections close, and the others' collectives fail at once (torchrun also stops the
+    remaining workers when one exits with an error)."""
     if dist.is_available() and dist.is_initialized():
-        # Leave together: a rank that tears down gloo while another is still in its last
-        # collective or writing its checkpoint can abort the other process.
-        dist.barrier()
+        if ok:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def agree(env: DistEnv, error: BaseException | None) -> None:
+    """Collective check after a phase that every process runs (set-up, say): if any
+    process failed, every process raises, so none is left waiting in a later collective.
+    The first failed process (lowest rank) re-raises its own error; the others raise
+    :class:`PeerFailure`, which the command line does not print again, so a mistake that
+    every process makes is reported once."""
+    if not env.distributed:
+        if error is not None:
+            raise error
+        return
+    mine = None if error is None else f"{error}".splitlines()[0] if str(error) else type(error).__name__
+    every: list = [None] * env.world_size
+    dist.all_gather_object(every, mine)
+    failed = [(rank, msg) for rank, msg in enumerate(every) if msg is not None]
+    if error is not None and failed[0][0] == env.rank:
+        raise error
+    if failed:
+        rank, msg = failed[0]
+        raise PeerFailure(f"process {rank} of the job failed: {msg}")
+
+
+def is_collective_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a collective that broke because another process went away (gloo
+    reports a closed or reset connection, NCCL a remote error), rather than a bug here."""
+    if isinstance(err, dist.DistError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        "gloo/transport" in text or "Connection closed by peer" in text
+        or "Connection reset by peer" in text or "NCCL communicator was aborted" in text)
 
 
 def local_device(requested: str, env: DistEnv) -> torch.device:
@@ -75,28 +121,53 @@ def local_device(requested: str, env: DistEnv) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise ValueError(f"bad --device {requested!r}: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError.of("device", f"{requested!r} is not auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but no CUDA GPU is available")
+            raise ConfigError.of("device", f"{requested} asked for, but no CUDA GPU is available")
         if device.index is None:
             device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
     elif device.type != "cpu":
-        raise ValueError(f"unsupported --device {requested!r}: use auto, cpu, cuda or cuda:N")
+        raise ConfigError.of("device", f"{requested!r} is not auto, cpu, cuda or cuda:N")
     return device
+
+
+def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
+    """``module`` with every BatchNorm2d (and PyTorch's nn.SyncBatchNorm) replaced by a
+    SyncBatchNorm2d that shares its parameters, buffers and mode (children are replaced in
+    place; a batch norm given as ``module`` itself comes back as a new layer).
+    SyncBatchNorm2d works on CPU and GPU, and the models' own batch-norm paths (GUNN's fast
+    update, DenseNet's recomputation) synchronise with it; see ``convnets.models.batchnorm``."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, SyncBatchNorm2d):
+            return module
+        if not isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+            raise TypeError(f"--sync-bn synchronises BatchNorm2d only; the model holds a "
+                            f"{type(module).__name__}")
+        sync = SyncBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats, process_group, device="meta",
+                               bias=module.bias is not None)
+        sync.weight, sync.bias = module.weight, module.bias
+        sync.running_mean, sync.running_var = module.running_mean, module.running_var
+        sync.num_batches_tracked = module.num_batches_tracked
+        return sync.train(module.training)
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, process_group))
+    return module
 
 
 def wrap_model(model: nn.Module, env: DistEnv, device: torch.device, sync_bn: bool = False) -> nn.Module:
     """DistributedDataParallel around ``model`` when there are several processes.
 
-    ``sync_bn`` converts batch norm to SyncBatchNorm, so that its statistics are taken
-    over the global batch rather than each process's share (Goyal et al. 2017 keep
-    per-process statistics on purpose; small per-process batches want them synced).
+    ``sync_bn`` converts batch norm to SyncBatchNorm2d (in place), so that its statistics
+    are taken over the global batch rather than each process's share: W processes with
+    batch B then train as one process with batch W*B does. Goyal et al. 2017 keep
+    per-process statistics on purpose; small per-process batches want them synced.
     """
     if not env.distributed:
         return model
     if sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
@@ -122,6 +193,38 @@ def set_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
         loader.sampler.set_epoch(epoch)
     if loader.generator is not None:
         loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + W, rank + 2W, ...`` of a dataset of ``n``: the shards of W
+    processes hold every index exactly once. DistributedSampler pads the shards to equal
+    length with repeated images, which must not be counted twice in an evaluation."""
+
+    def __init__(self, n: int, env: DistEnv) -> None:
+        self.n, self.rank, self.world = n, env.rank, env.world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
+def make_eval_loader(dataset: Dataset, *, batch_size: int, env: DistEnv, workers: int, seed: int,
+                     pin_memory: bool = False) -> DataLoader:
+    """This process's shard of ``dataset`` in order (see :class:`ShardSampler`); the
+    generator is its own, so evaluating never draws from the RNG that training uses."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), env),
+                      num_workers=workers, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def all_reduce_tensor(t: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """The sum of ``t`` over all processes (``t`` itself in a single process)."""
+    if env.distributed:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
 
 
 def all_reduce_sum(values: list[float], device: torch.device, env: DistEnv) -> list[float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.layers import init_he_fan_out
 
 __all__ = ["init_he", "init_lsuv", "apply_init"]
@@ -86,4 +87,4 @@ def apply_init(model: nn.Module, kind: str, batch: torch.Tensor | None = None) -
             raise ValueError("LSUV initialisation needs a batch of training data")
         init_lsuv(model, batch)
     elif kind != "default":
-        raise ValueError(f"unknown initialisation {kind!r}: use he or lsuv")
+        raise ConfigError.of("init", f"must be default, he or lsuv, got {kind!r}")

@@ -10,27 +10,92 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
+from ..errors import ConfigError, NotFoundError, RunDirError
 from . import checkpoint as ckpt
 from . import logs
 from .config import TrainConfig, load_config
+from .inference_spec import (INFERENCE_FILE, InferenceSpec, load_inference_spec, spec_from_dataset,
+                             spec_without_run)
 from .worker_errors import unwrap_worker_errors
 
-__all__ = ["EvalTarget", "resolve_target", "snapshot_files", "evaluate_targets"]
+__all__ = ["RunTarget", "resolve_target", "load_models", "snapshot_files", "evaluate_targets"]
 
 
 @dataclass
-class EvalTarget:
+class RunTarget:
+    """What a target names: a model, its weights files (one ensemble member each; none for
+    a bare model name), and the run it came from when there is one."""
+
     model: str
-    weights: list[str] = field(default_factory=list)  # one ensemble member per file
+    weights: list[str] = field(default_factory=list)
     config: TrainConfig | None = None
     run_dir: str | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """What the model was trained at: the run's input size, else the model's own."""
+        from ..models import model_info
+
+        return self.config.model_input_size() if self.config else model_info(self.model).input_size
+
+    def inference_spec(self, num_classes: int) -> InferenceSpec:
+        """Class names, normalisation and evaluation preset for a model with
+        ``num_classes`` outputs: the run's inference.json; for a run from before that file,
+        the same read from its dataset, reopened; without a run, the conventions of the
+        model's own dataset (:func:`spec_without_run`)."""
+        if self.run_dir is None:
+            return spec_without_run(self.model, num_classes, self.input_size)
+        path = os.path.join(self.run_dir, INFERENCE_FILE)
+        if os.path.exists(path):
+            spec, where = load_inference_spec(path), path
+            if spec.model != self.model or spec.input_size != self.input_size:
+                raise RunDirError(f"{path} describes a {spec.model} at {_size(spec.input_size)}, "
+                                  f"but the run trains a {self.model} at {_size(self.input_size)}")
+        else:
+            spec, where = self._spec_from_data(), f"the data of {self.run_dir}"
+        if spec.num_classes != num_classes:
+            raise RunDirError(f"{where} names {spec.num_classes} classes, but the weights have "
+                              f"{num_classes}")
+        return spec
+
+    def _spec_from_data(self) -> InferenceSpec:
+        from ..data import open_dataset
+
+        cfg = self.config
+        try:
+            data = open_dataset(cfg.data, "test", input_size=self.input_size,
+                                train_transform=False, preset=cfg.preset)
+        except ValueError as err:  # open_dataset's one-line "missing or malformed" errors
+            raise RunDirError(f"{self.run_dir} has no {INFERENCE_FILE} (a run from an older "
+                              "convnets), so its class names and normalisation come from its "
+                              f"data, which cannot be opened here: {err}") from None
+        return spec_from_dataset(self.model, data, self.input_size, cfg.data)
+
+
+def _size(input_size: tuple[int, int, int]) -> str:
+    return "x".join(map(str, input_size))
+
+
+def load_models(target: RunTarget, *, num_classes: int | None = None) -> list[nn.Module]:
+    """The target's models in eval mode, one per weights file: the one way every command
+    (eval, analyze, predict, ...) reads a saved model back. Each classifier takes the
+    size of the weights' own (a run's classes, or ImageNet's 1,000 for torchvision's
+    files); a bare model name gives its initialisation with ``num_classes`` outputs."""
+    from ..models import create_model, load_weights
+
+    if not target.weights:
+        return [create_model(target.model, num_classes=num_classes).eval()]
+    return [load_weights(create_model(target.model), path, fit_head=True).eval()
+            for path in target.weights]
 
 
 def snapshot_files(run_dir: str) -> list[str]:
@@ -47,33 +112,34 @@ def _find_run_dir(path: str, levels: int = 3) -> str | None:
     return None
 
 
-def resolve_target(target: str, *, model: str | None = None, ema: bool = False) -> EvalTarget:
+def resolve_target(target: str, *, model: str | None = None, ema: bool = False) -> RunTarget:
+    """A run directory, a weights file (in a run directory, or with ``model``) or a model name."""
     from ..models import model_info
 
     if os.path.isdir(target):
         if not os.path.isfile(os.path.join(target, "config.json")):
-            raise ckpt.CheckpointError(f"{target} is not a run directory (no config.json)")
+            raise RunDirError(f"{target} is not a run directory (no config.json)")
         cfg = load_config(os.path.join(target, "config.json"))
         snaps = snapshot_files(target)
         if cfg.snapshot_ensemble and snaps and not ema:
-            return EvalTarget(cfg.model, snaps, cfg, target)
+            return RunTarget(cfg.model, snaps, cfg, target)
         record = ckpt.latest_checkpoint(target)
         weights = os.path.join(record["dir"], "ema.safetensors" if ema else "model.safetensors")
         if not os.path.isfile(weights):
-            raise ckpt.CheckpointError(f"{target}: the last checkpoint holds no "
-                                       f"{'EMA ' if ema else ''}weights ({weights})")
-        return EvalTarget(cfg.model, [weights], cfg, target)
+            raise RunDirError(f"{target}: the last checkpoint holds no "
+                              f"{'EMA ' if ema else ''}weights ({weights})")
+        return RunTarget(cfg.model, [weights], cfg, target)
     if os.path.isfile(target):
         run_dir = _find_run_dir(target)
         cfg = load_config(os.path.join(run_dir, "config.json")) if run_dir else None
         name = model or (cfg.model if cfg else None)
         if name is None:
-            raise ValueError(f"cannot tell which model {target} holds weights for; give --model NAME")
+            raise ConfigError(f"cannot tell which model {target} holds weights for; give --model NAME")
         model_info(name)
-        return EvalTarget(name, [target], cfg, run_dir)
+        return RunTarget(name, [target], cfg, run_dir)
     if os.sep in target or target.endswith((".safetensors", ".pt", ".pth")):
-        raise FileNotFoundError(f"no run directory or weights file {target}")
-    return EvalTarget(model_info(target).name)
+        raise NotFoundError(f"no run directory or weights file {target}")
+    return RunTarget(model_info(target).name)
 
 
 def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str | None = None,
@@ -87,16 +153,18 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     from torch.utils.data import DataLoader
 
     from ..data import open_dataset
-    from ..models import create_model, load_weights, model_info
     from .distributed import DistEnv, local_device
-    from .evaluate import evaluate, plot_confusion
+    from .evaluation import evaluate, plot_confusion
 
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError.of("batch_size", f"must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise ConfigError.of("workers", f"must be at least 0, got {workers}")
     resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
     cfg = next((t.config for t in resolved if t.config is not None), None)
-    sizes = {t.config.model_input_size() if t.config else model_info(t.model).input_size
-             for t in resolved}
+    sizes = {t.input_size for t in resolved}
     if len(sizes) > 1:
-        raise ValueError(f"ensemble members take different input sizes: {sorted(sizes)}")
+        raise ConfigError(f"ensemble members take different input sizes: {sorted(sizes)}")
     input_size = sizes.pop()
     data = data if data is not None else (cfg.data if cfg else None)
     preset = preset or (cfg.preset if cfg else None)
@@ -106,9 +174,11 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     for t in resolved:
         if not t.weights:
             log(f"note: {t.model} has no weights given; evaluating its untrained initialisation")
-            members.append(create_model(t.model, num_classes=num_classes))
-        for path in t.weights:
-            members.append(load_weights(create_model(t.model, num_classes=num_classes), path))
+        for name, m in zip(t.weights or [t.model], load_models(t, num_classes=num_classes)):
+            if num_classes is not None and m.num_classes != num_classes:
+                raise ConfigError(f"{name} has {m.num_classes} classes, the test data "
+                                  f"{num_classes}; give --data with the data it was trained on")
+            members.append(m)
     dev = local_device(device, DistEnv())
     loader = DataLoader(test_set, batch_size=batch_size or (cfg.batch_size if cfg else 64),
                         shuffle=False, num_workers=workers)
@@ -123,27 +193,30 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
             raise
         # Multi-view modes feed crops or whole images of other sizes than the model's own
         # input; a network with a fixed-size head cannot take them.
-        raise ValueError(f"{resolved[0].model} cannot be evaluated with --crops {crops} on "
+        raise ConfigError(f"{resolved[0].model} cannot be evaluated with --crops {crops} on "
                          f"{input_size[1]}x{input_size[2]} test images: "
                          f"{str(err).splitlines()[0]}") from None
 
     out = out or next((t.run_dir for t in resolved if t.run_dir), None)
+    summary = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items()}
+    summary["per_class_acc"] = [None if math.isnan(v) else v for v in summary["per_class_acc"]]
+    summary.update(targets=targets, members=len(members), data=data, crops=crops, scales=scales,
+                   classes=list(getattr(test_set, "classes", [])))
     if out:
         os.makedirs(out, exist_ok=True)
     report = getattr(test_set, "bad_file_report", None)
     bad = report() if callable(report) else []
     if bad:
         logs.report_bad_files(out, bad, "evaluation", log)
+    summary["bad_files"] = len(bad)
     if out:
-        summary = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items()}
-        summary.update(targets=targets, members=len(members), data=data, crops=crops, scales=scales,
-                       bad_files=len(bad))
         ckpt.atomic_write(os.path.join(out, "eval.json"),
-                          lambda f: f.write(json.dumps(summary, indent=2, default=str).encode()))
+                          lambda f: f.write(json.dumps(summary, indent=2).encode()))
         classes = list(getattr(test_set, "classes", [str(i) for i in range(num_classes or 0)]))
         if len(classes) <= 100 and result.get("confusion") is not None:
             plot_confusion(result["confusion"], classes, os.path.join(out, "confusion.png"))
     result["members"] = len(members)
     result["out"] = out
+    result["summary"] = summary
     result["classes"] = list(getattr(test_set, "classes", []))
     return result

@@ -7,11 +7,13 @@ everything from a :class:`~convnets.engine.config.TrainConfig` and owns the run 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -20,19 +22,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConvnetsError
+from ..errors import ConfigError, ConvnetsError, RunDirError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
-from .config import TrainConfig
+from .config import TrainConfig, load_config, resume_changes
 from .worker_errors import unwrap_worker_errors
 
-__all__ = ["NonFiniteLossError", "lr_factor", "build_optimizer", "train_one_epoch", "fit",
+__all__ = ["NonFiniteError", "lr_factor", "build_optimizer", "train_one_epoch", "fit",
            "default_run_dir"]
 
 
-class NonFiniteLossError(ConvnetsError):
-    """The loss became NaN or infinite; the run stops with its last good checkpoint."""
+class NonFiniteError(ConvnetsError):
+    """The loss, a weight or a batch-norm statistic became NaN or infinite; the run stops
+    with its last good checkpoint."""
 
 
 # --- schedules -------------------------------------------------------------------------
@@ -91,8 +94,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                     accum_steps: int = 1, ema: nn.Module | None = None,
                     channels_last: bool = False, env: ddp.DistEnv = ddp.DistEnv(),
                     epoch: int = 0, progress: bool = False) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, top-1 error (%), images, seconds and
-    optimizer steps, summed over all processes. Raises :class:`NonFiniteLossError`."""
+    """One pass over ``loader``; returns mean loss, top-1 error (``top1_err``, %), images,
+    seconds and optimizer steps, summed over all processes. Raises :class:`NonFiniteError`."""
     from tqdm import tqdm
 
     model.train()
@@ -143,7 +146,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                 dist.all_reduce(flag)
             if flag.item() > 0:
                 bar.close()
-                raise NonFiniteLossError(f"the loss became NaN or infinite in epoch {epoch + 1} "
+                raise NonFiniteError(f"the loss became NaN or infinite in epoch {epoch + 1} "
                                          f"(by batch {i + 1})")
             bar.set_postfix(loss=f"{sums[0].item() / max(1.0, sums[2].item()):.3f}",
                             lr=f"{optimizer.param_groups[0]['lr']:.3g}", refresh=False)
@@ -153,7 +156,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     loss_sum, errors, n = ddp.all_reduce_sum(sums.tolist(), device, env)
-    return {"loss": loss_sum / max(1.0, n), "top1": 100.0 * errors / max(1.0, n), "images": n,
+    return {"loss": loss_sum / max(1.0, n), "top1_err": 100.0 * errors / max(1.0, n), "images": n,
             "seconds": seconds, "steps": steps}
 
 
@@ -181,40 +184,78 @@ def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
         until_epoch: int | None = None, datasets: tuple[Dataset, Dataset] | None = None,
         log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
     """Train ``cfg.model`` as ``cfg`` says, writing the run directory; returns
-    {"run_dir", "history", "last"}. ``resume`` continues ``run_dir`` from its last
-    checkpoint; ``until_epoch`` stops after that epoch as if interrupted (the schedule
-    still spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``."""
+    {"run_dir", "history", "last", "best"} (``last`` and ``best``: metrics rows).
+
+    ``resume`` continues ``run_dir`` from its last checkpoint; ``cfg`` must then equal the
+    run's saved configuration except in the fields that may change on resume (workers,
+    device). ``until_epoch`` stops after that epoch as if interrupted (the schedule still
+    spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``."""
     device = ddp.local_device(cfg.device, ddp.DistEnv(local_rank=int(os.environ.get("LOCAL_RANK", 0))))
     if cfg.amp == "fp16" and device.type != "cuda":
-        raise ValueError("--amp fp16 needs a CUDA GPU (its loss scaling is for GPUs); use --amp bf16")
+        raise ConfigError.of("amp", "fp16 needs a CUDA GPU (its loss scaling is for GPUs); use bf16")
     env = ddp.setup(device)
+    ok = False
     try:
         with unwrap_worker_errors():
-            return _fit(cfg, run_dir, resume, until_epoch, datasets, log, progress, env, device)
+            result = _fit(cfg, run_dir, resume, until_epoch, datasets, log, progress, env, device)
+        ok = True
+        return result
+    except Exception as err:
+        if env.distributed and ddp.is_collective_failure(err):
+            raise ddp.PeerFailure("the job stopped: another of its processes failed (its message "
+                                  "says why)") from err
+        raise
     finally:
-        ddp.cleanup()
+        ddp.cleanup(ok)
 
 
-def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int | None,
-         datasets: tuple[Dataset, Dataset] | None, log: Callable[[str], None],
-         progress: bool | None, env: ddp.DistEnv, device: torch.device) -> dict[str, Any]:
+@dataclass
+class _Run:
+    """What the set-up phase builds for the epoch loop."""
+
+    run_dir: str
+    model: nn.Module
+    net: nn.Module                      # the model, wrapped for data parallelism after set-up
+    ema: nn.Module | None
+    train_set: Dataset
+    train_loader: DataLoader
+    test_loader: DataLoader
+    num_classes: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    start_epoch: int
+    step: int
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
+    """The run directory can be written (a new run) or continued (``resume``) with ``cfg``."""
+    if resume:
+        ckpt.latest_checkpoint(run_dir)  # fails with one line when there is none
+        saved = load_config(os.path.join(run_dir, "config.json"))
+        changed = resume_changes(saved, cfg)
+        if changed:
+            name = changed[0]
+            raise ConfigError.of(name, f"cannot change on resume ({run_dir} was trained with "
+                                 f"{getattr(saved, name)!r}, not {getattr(cfg, name)!r}); only "
+                                 "workers and device may change")
+        return
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunDirError(f"{run_dir} is a file, not a run directory; choose another --out")
+    if os.path.exists(os.path.join(run_dir, ckpt.COMMIT)) or \
+            os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+        raise RunDirError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                          "or choose another --out")
+
+
+def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Dataset, Dataset] | None,
+            log: Callable[[str], None], env: ddp.DistEnv, device: torch.device) -> _Run:
     from ..models import create_model, model_info
-    from .evaluate import evaluate
+    from ..perf.profile import check_input_size
     from .init import apply_init
 
-    main = env.is_main
-    if run_dir is None:
-        run_dir = default_run_dir(cfg.model)
-        if env.distributed:  # every rank must use rank 0's timestamp
-            box = [run_dir]
-            dist.broadcast_object_list(box, src=0)
-            run_dir = box[0]
-    commit = os.path.join(run_dir, ckpt.COMMIT)
-    if resume:
-        ckpt.latest_checkpoint(run_dir)  # fails early with one line when there is none
-    elif os.path.exists(commit) or os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-        raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
-                         "or choose another --out")
+    if env.is_main:
+        _check_run_dir(cfg, run_dir, resume)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -223,27 +264,25 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     # Data and model. The model is built from the same seed on every rank; DDP also
     # broadcasts rank 0's weights, so the ranks start identical either way.
     _seed_everything(cfg.seed)
-    info = model_info(cfg.model)
-    train_set, test_set = datasets or _open_data(cfg, cfg.model_input_size())
+    info, input_size = model_info(cfg.model), cfg.model_input_size()
+    train_set, test_set = datasets or _open_data(cfg, input_size)
     num_classes = getattr(train_set, "num_classes", None) or info.num_classes
+    check_input_size(cfg.model, input_size, num_classes=num_classes)
     model = create_model(cfg.model, num_classes=num_classes)
+    pin = device.type == "cuda"
     train_loader = ddp.make_loader(train_set, batch_size=cfg.batch_size, env=env, train=True,
-                                   workers=cfg.workers, seed=cfg.seed,
-                                   pin_memory=device.type == "cuda")
+                                   workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
     if len(train_loader) == 0:
-        raise ValueError(f"the training split has {len(train_set)} images, fewer than one batch "
-                         f"of {cfg.batch_size} per process")
-    # Its own generator: evaluating must not draw from the global RNG that training uses.
-    test_loader = DataLoader(test_set, batch_size=cfg.batch_size, shuffle=False,
-                             num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                             generator=torch.Generator().manual_seed(cfg.seed))
+        raise ConfigError.of("batch_size", f"{cfg.batch_size} is more than the {len(train_set)} "
+                             f"training images hold for each of {env.world_size} process(es)")
+    test_loader = ddp.make_eval_loader(test_set, batch_size=cfg.batch_size, env=env,
+                                       workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
     if cfg.init != "default" and not resume:
         ddp.set_epoch(train_loader, -1, cfg.seed)
         apply_init(model, cfg.init, next(iter(train_loader))[0][: 256])
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    net = ddp.wrap_model(model, env, device, cfg.sync_bn)
     ema = None
     if cfg.ema:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -254,89 +293,157 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-
     start_epoch = step = 0
     if resume:
+        if env.is_main:
+            ckpt.clean_stale(run_dir)
         state = ckpt.load_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                                      scaler=scaler, ema=ema, rank=env.rank)
         start_epoch, step = state["epoch"], state["step"]
-        if main:
+        if env.is_main:
             log(f"resuming {run_dir} after epoch {start_epoch}")
     else:
         _seed_everything(cfg.seed + env.rank)  # different augmentations on each rank
-    if main:
-        os.makedirs(run_dir, exist_ok=True)
-        if not resume:
+        if env.is_main:
+            os.makedirs(run_dir, exist_ok=True)
             cfg.save(os.path.join(run_dir, "config.json"))
-    history = logs.read_history(os.path.join(run_dir, "metrics.jsonl"), start_epoch) if main else []
-    writer = logs.tensorboard(run_dir, start_epoch, log) if main else None
+    if env.is_main:
+        _record_inference_spec(cfg, run_dir, test_set, input_size)
+    return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
+                optimizer, scheduler, scaler, start_epoch, step)
+
+
+def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
+                           input_size: tuple[int, int, int]) -> None:
+    """Write what predict needs (class names, normalisation, preset) before training, so
+    that every checkpoint of the run can be used without its data; a run from before
+    this file gets it when resumed."""
+    from .inference_spec import INFERENCE_FILE, save_inference_spec, spec_from_dataset
+
+    spec = spec_from_dataset(cfg.model, test_set, input_size, cfg.data)
+    if spec is not None and not os.path.exists(os.path.join(run_dir, INFERENCE_FILE)):
+        save_inference_spec(run_dir, spec)
+
+
+def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int | None,
+         datasets: tuple[Dataset, Dataset] | None, log: Callable[[str], None],
+         progress: bool | None, env: ddp.DistEnv, device: torch.device) -> dict[str, Any]:
+    from .evaluation import evaluate
+
+    main = env.is_main
+    if run_dir is None:
+        run_dir = default_run_dir(cfg.model)
+        if env.distributed:  # every rank must use rank 0's timestamp
+            box = [run_dir]
+            dist.broadcast_object_list(box, src=0)
+            run_dir = box[0]
+    # Every process builds its part without communicating; if any fails, all stop here
+    # with that one message, rather than the others waiting forever in a collective.
+    run, error = None, None
+    try:
+        run = _set_up(cfg, run_dir, resume, datasets, log, env, device)
+    except Exception as err:  # re-raised by agree(), on this rank as it is
+        error = err
+    ddp.agree(env, error)
+    run.net = ddp.wrap_model(run.model, env, device, cfg.sync_bn)  # broadcasts rank 0's weights
+
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    history = logs.read_history(metrics_path, run.start_epoch) if main else []
+    writer = logs.tensorboard(run_dir, run.start_epoch, log) if main else None
     show = (sys.stderr.isatty() if progress is None else progress) and main
     cycle_epochs = cfg.epochs // cfg.snapshot_ensemble if cfg.snapshot_ensemble else 0
     stop = min(cfg.epochs, until_epoch or cfg.epochs)
-    last_good = start_epoch
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
+    step, last_good = run.step, run.start_epoch
+
+    def stopped(reason: str) -> NonFiniteError:
+        kept = (f"the last good checkpoint (epoch {last_good}) is kept in {run_dir}"
+                if last_good else "no checkpoint was written")
+        return NonFiniteError(f"training stopped: {reason}; {kept}; try a lower --lr or --warmup")
 
     try:
-        for epoch in range(start_epoch, stop):
-            ddp.set_epoch(train_loader, epoch, cfg.seed, env.rank)
-            lr = optimizer.param_groups[0]["lr"]
+        for epoch in range(run.start_epoch, stop):
+            ddp.set_epoch(run.train_loader, epoch, cfg.seed, env.rank)
+            lr = run.optimizer.param_groups[0]["lr"]
             try:
-                tr = train_one_epoch(net, train_loader, optimizer, device=device, criterion=criterion,
-                                     scheduler=scheduler, scaler=scaler, amp=cfg.amp,
-                                     accum_steps=cfg.accum_steps, ema=ema,
-                                     channels_last=cfg.channels_last, env=env, epoch=epoch,
-                                     progress=show)
-            except NonFiniteLossError as err:
-                kept = (f"the last good checkpoint (epoch {last_good}) is kept in {run_dir}"
-                        if last_good else "no checkpoint was written")
-                raise NonFiniteLossError(f"training stopped: {err}; {kept}; try a lower --lr or "
-                                         "--warmup") from None
+                tr = train_one_epoch(run.net, run.train_loader, run.optimizer, device=device,
+                                     criterion=criterion, scheduler=run.scheduler,
+                                     scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
+                                     ema=run.ema, channels_last=cfg.channels_last, env=env,
+                                     epoch=epoch, progress=show)
+            except NonFiniteError as err:
+                raise stopped(str(err)) from None
             step += tr["steps"]
-            bad_files = _gather_bad_files(train_set, env)
-            row: dict[str, Any] = {}
-            if main:
-                row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_top1": tr["top1"]}
-                amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
-                res = evaluate(model, test_loader, device=device, amp_dtype=amp_dtype,
-                               num_classes=num_classes)
-                row.update(test_loss=res["loss"], test_top1=res["top1"], test_top5=res["top5"])
-                if ema is not None:
-                    res_ema = evaluate(ema.module, test_loader, device=device, amp_dtype=amp_dtype,
-                                       num_classes=num_classes)
-                    row.update(ema_test_top1=res_ema["top1"], ema_test_top5=res_ema["top5"])
-                row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
-                bad_files += _gather_bad_files(test_set, ddp.DistEnv())
-                if bad_files:
-                    row["bad_files"] = len(bad_files)
+            # Every process evaluates its shard of the test set; the sums are reduced.
+            reduce = functools.partial(ddp.all_reduce_tensor, env=env)
+            res = evaluate(run.model, run.test_loader, device=device, amp_dtype=amp_dtype,
+                           num_classes=run.num_classes, reduce=reduce)
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"],
+                                   "train_top1_err": tr["top1_err"], "test_loss": res["loss"],
+                                   "test_top1_err": res["top1_err"], "test_top5_err": res["top5_err"]}
+            if run.ema is not None:
+                res_ema = evaluate(run.ema.module, run.test_loader, device=device,
+                                   amp_dtype=amp_dtype, num_classes=run.num_classes, reduce=reduce)
+                row.update(ema_test_top1_err=res_ema["top1_err"], ema_test_top5_err=res_ema["top5_err"])
+            row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
+            # Each process met the bad files of its own share of the data: gather them all.
+            bad_files = sorted(set(_gather_bad_files(run.train_set, env)
+                                   + _gather_bad_files(run.test_loader.dataset, env)))
+            if bad_files:
+                row["bad_files"] = len(bad_files)
+                if main:
                     logs.report_bad_files(run_dir, bad_files, f"epoch {epoch + 1}", log)
+            # Nothing non-finite is committed as a good checkpoint: the loss can stay finite
+            # while batch-norm statistics overflow, which the test loss then shows.
+            bad = _non_finite(run.model, run.ema)
+            if env.distributed:  # BN statistics may differ between processes
+                bad = [f"{len(bad)} tensors"] if ddp.all_reduce_sum([len(bad)], device, env)[0] else []
+            if bad or not math.isfinite(res["loss"]):
+                what = (f"after epoch {epoch + 1} {len(bad)} weight or buffer tensor(s) are not "
+                        f"finite ({', '.join(bad[:3])})" if bad else
+                        f"the test loss after epoch {epoch + 1} is not finite")
+                raise stopped(what)
             # Taken after evaluation, so that the saved RNG states are exactly those the
             # next epoch starts from.
             rngs = _gather_rng(env)
             if main:
+                history.append(row)
+                logs.with_best(history)
+                # The metrics row first: a kill between the two writes leaves a row for an
+                # uncommitted epoch, which a resume drops; never a committed epoch without one.
+                logs.write_history(metrics_path, history)
                 if cycle_epochs and (epoch + 1) % cycle_epochs == 0:
                     os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
                     ckpt.save_weights(os.path.join(run_dir, "snapshots",
                                                    f"snapshot-{(epoch + 1) // cycle_epochs}.safetensors"),
-                                      model.state_dict(), {"epoch": str(epoch + 1)})
-                ckpt.save_checkpoint(run_dir, model=model, epoch=epoch + 1, step=step,
-                                     optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                                     ema=ema, rng=rngs)
-                last_good = epoch + 1
-                history.append(row)
-                logs.write_history(os.path.join(run_dir, "metrics.jsonl"), history)
+                                      run.model.state_dict(), {"epoch": str(epoch + 1)})
+                ckpt.save_checkpoint(run_dir, model=run.model, epoch=epoch + 1, step=step,
+                                     optimizer=run.optimizer, scheduler=run.scheduler,
+                                     scaler=run.scaler, ema=run.ema, rng=rngs)
                 if writer is not None:
                     for key, value in row.items():
-                        if key != "epoch":
+                        if key != "epoch" and value is not None:
                             writer.add_scalar(key, value, epoch + 1)
                     writer.flush()
                 log(logs.epoch_line(row, cfg.epochs))
+            last_good = epoch + 1
             ddp.barrier(env)
     finally:
         if writer is not None:
             writer.close()
         if main and history:
             logs.plot_curves(history, os.path.join(run_dir, "curves.png"))
-    return {"run_dir": run_dir, "history": history, "last": history[-1] if history else None}
+    return {"run_dir": run_dir, "history": history, "last": history[-1] if history else None,
+            "best": logs.best_row(history)}
+
+
+def _non_finite(model: nn.Module, ema: nn.Module | None) -> list[str]:
+    """Names of floating-point parameters and buffers that hold NaN or infinity."""
+    named = list(model.state_dict().items())
+    if ema is not None:
+        named += [(f"ema.{k}", v) for k, v in ema.module.state_dict().items()]
+    return [k for k, v in named if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def _gather_rng(env: ddp.DistEnv) -> list[dict]:

@@ -25,6 +25,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..models.gunn import GunnLayer
 from ..models.layers import ConvBNAct
 
@@ -113,7 +114,7 @@ def analyze_singularities(model: nn.Module, batches: Iterable[torch.Tensor], *,
     """Per-layer collapsed channel pairs and effective dimensionality over ``batches``
     (the model is run as it is: call ``model.eval()`` first for inference statistics)."""
     if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        raise ConfigError.of("threshold", f"must be in (0, 1), got {threshold}")
     points = _probe_points(model)
     stats: dict[str, ActivationStats] = {}
 
@@ -131,7 +132,7 @@ def analyze_singularities(model: nn.Module, batches: Iterable[torch.Tensor], *,
             model(x)
             seen += 1
         if not seen:
-            raise ValueError("no input batches to analyse")
+            raise DataError("no input batches to analyse")
     finally:
         for h in handles:
             h.remove()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 from .layers import ConvNet
 from .registry import register_model
 
@@ -121,8 +123,8 @@ _KRIZHEVSKY = ("Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep
 
 
 @register_model(family="alexnet", paper="Krizhevsky, One weird trick for parallelizing "
-                "convolutional neural networks", year=2014, **_IMAGENET, top1=43.478,
-                top5=20.934, params=61_100_840,
+                "convolutional neural networks", year=2014, **_IMAGENET, top1_err=43.478,
+                top5_err=20.934, params=61_100_840,
                 notes="torchvision's single-tower AlexNet; errors from torchvision's weights")
 def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     # torchvision keeps PyTorch's default (Kaiming-uniform) initialisation for AlexNet.
@@ -135,7 +137,7 @@ def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
                       "10 crops (Section 4.1), so no single-crop figure; two-GPU groups kept")
 def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.5) -> AlexNet:
     if groups not in (1, 2):
-        raise ValueError(f"groups must be 1 (dense) or 2 (the paper's two GPUs), got {groups}")
+        raise ConfigError(f"groups must be 1 (dense) or 2 (the paper's two GPUs), got {groups}")
     model = AlexNet(layout=_paper_layout(groups), num_classes=num_classes, dropout=dropout)
     _init_gaussian(model, one_bias={1, 3, 4, 5, 6})
     return model

@@ -18,8 +18,11 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import ConfigError
 from torch.utils.checkpoint import checkpoint
 
+from .batchnorm import batch_norm_rows
 from .layers import ConvNet, init_he_fan_out
 from .registry import register_model
 
@@ -35,8 +38,8 @@ class DenseLayer(nn.Module):
     With ``memory_efficient`` the concatenation, first BN, ReLU and 1x1 conv are
     recomputed in the backward pass instead of stored: their outputs are what makes a
     naive DenseNet's memory quadratic in depth (Pleiss et al. Sec. 3). The recomputation
-    normalises with the same batch statistics but does not update the running ones a
-    second time.
+    normalises with the same batch statistics, synchronised over processes when the layer
+    is (``batchnorm.SyncBatchNorm2d``), but does not update the running ones a second time.
     """
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float,
@@ -54,15 +57,13 @@ class DenseLayer(nn.Module):
 
     def _bottleneck(self, features: tuple[torch.Tensor, ...], update_stats: bool) -> torch.Tensor:
         x = torch.cat(features, 1)
-        bn = self.norm1
-        if bn.training and not update_stats:
+        if self.norm1.training and not update_stats:
             # Recomputation: the same batch statistics, with the running-statistics update
             # sent to throw-away copies (the same operation, so checkpointing sees the
             # same saved tensors).
-            x = F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight,
-                             bn.bias, True, bn.momentum, bn.eps)
+            x = batch_norm_rows(self.norm1, x, update_stats=False)
         else:
-            x = bn(x)
+            x = self.norm1(x)
         return self.conv1(F.relu(x))
 
     def _checkpointed(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -137,9 +138,9 @@ class DenseNet(ConvNet):
                  num_classes: int = 1000) -> None:
         super().__init__()
         if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+            raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if not 0.0 < compression <= 1.0:
-            raise ValueError(f"compression must be in (0, 1], got {compression}")
+            raise ConfigError(f"compression must be in (0, 1], got {compression}")
         if stem == "imagenet":
             parts = OrderedDict(
                 conv0=nn.Conv2d(3, num_init_features, 7, 2, 3, bias=False),
@@ -200,28 +201,28 @@ _C10 = dict(family="densenet", paper=_PAPER, year=2017, input_size=(3, 32, 32), 
 _TV = "error of torchvision's IMAGENET1K_V1 weights (single 224 crop); params as torchvision"
 
 
-@register_model(**_IN, top1=25.57, top5=8.03, params=7_978_856, notes=_TV)
+@register_model(**_IN, top1_err=25.57, top5_err=8.03, params=7_978_856, notes=_TV)
 def densenet121(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 24, 16), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1=24.40, top5=7.19, params=14_149_480, notes=_TV)
+@register_model(**_IN, top1_err=24.40, top5_err=7.19, params=14_149_480, notes=_TV)
 def densenet169(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 32, 32), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1=23.10, top5=6.63, params=20_013_928, notes=_TV)
+@register_model(**_IN, top1_err=23.10, top5_err=6.63, params=20_013_928, notes=_TV)
 def densenet201(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 48, 32), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1=22.15, top5=6.12, params=33_337_704,
+@register_model(**_IN, top1_err=22.15, top5_err=6.12, params=33_337_704,
                 notes="Table 3 error (single crop), k=32, blocks (6, 12, 64, 48) with the "
                       "paper's 7x7 stem (timm's densenet264d differs: deep stem, 72.7M)")
 def densenet264(*, num_classes: int = 1000, drop_rate: float = 0.0,
@@ -230,7 +231,7 @@ def densenet264(*, num_classes: int = 1000, drop_rate: float = 0.0,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_C10, top1=4.51, params=800_000,
+@register_model(**_C10, top1_err=4.51, params=800_000,
                 notes="Table 2, C10+ (published 0.8M); C100+ error 22.27")
 def densenet_bc100_k12(*, num_classes: int = 10, drop_rate: float = 0.0,
                        memory_efficient: bool = False) -> DenseNet:
@@ -238,7 +239,7 @@ def densenet_bc100_k12(*, num_classes: int = 10, drop_rate: float = 0.0,
                               memory_efficient=memory_efficient)
 
 
-@register_model(**_C10, top1=3.46, params=25_600_000,
+@register_model(**_C10, top1_err=3.46, params=25_600_000,
                 notes="Table 2, C10+ (published 25.6M); C100+ error 17.18")
 def densenet_bc190_k40(*, num_classes: int = 10, drop_rate: float = 0.0,
                        memory_efficient: bool = False) -> DenseNet:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 from .layers import ConvNet, init_he_fan_out
 from .registry import register_model
 
@@ -79,7 +81,7 @@ class DualPathBlock(nn.Module):
                  kind: str = "normal") -> None:
         super().__init__()
         if kind not in ("proj", "down", "normal"):
-            raise ValueError(f"unknown dual path block kind {kind!r}")
+            raise ConfigError(f"unknown dual path block kind {kind!r}")
         self.c = c
         stride = 2 if kind == "down" else 1
         # The projection's name records its stride, as in the MXNet and timm models.
@@ -118,7 +120,7 @@ class DPN(ConvNet):
                  groups: int, num_init_features: int = 64, num_classes: int = 1000) -> None:
         super().__init__()
         if len(k_sec) != len(inc_sec):
-            raise ValueError("give one dense increment per stage")
+            raise ConfigError("give one dense increment per stage")
         blocks: OrderedDict[str, nn.Module] = OrderedDict(
             conv1_1=ConvBnAct(3, num_init_features, 7, 2),
             conv1_pool=nn.MaxPool2d(3, 2, 1),
@@ -156,7 +158,7 @@ _META = dict(family="dpn", paper="Chen et al., Dual Path Networks", year=2017,
              input_size=(3, 224, 224), num_classes=1000, dataset="imagenet")
 
 
-@register_model(**_META, top1=20.7, top5=5.4, params=37_668_392,
+@register_model(**_META, top1_err=20.7, top5_err=5.4, params=37_668_392,
                 notes="Table 2, DPN-92 (32x3d), single 224 crop; params as timm "
                       "(the paper lists 37.8M)")
 def dpn92(*, num_classes: int = 1000) -> DPN:
@@ -164,7 +166,7 @@ def dpn92(*, num_classes: int = 1000) -> DPN:
                 num_init_features=64, num_classes=num_classes)
 
 
-@register_model(**_META, top1=20.2, top5=5.2, params=61_570_728,
+@register_model(**_META, top1_err=20.2, top5_err=5.2, params=61_570_728,
                 notes="Table 2, DPN-98 (40x4d), single 224 crop; params as timm "
                       "(the paper lists 61.7M)")
 def dpn98(*, num_classes: int = 1000) -> DPN:

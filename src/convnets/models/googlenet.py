@@ -173,7 +173,7 @@ class GoogLeNet(ConvNet):
 
 @register_model(family="inception", paper="Szegedy et al., Going Deeper with Convolutions",
                 year=2014, input_size=(3, 224, 224), num_classes=1000, dataset="imagenet",
-                top1=30.222, top5=10.470, params=13_004_888,
+                top1_err=30.222, top5_err=10.470, params=13_004_888,
                 notes="errors of torchvision's weights (BN variant); Table 3 of the paper: "
                       "one model, one crop, 10.07 top-5; params include the two auxiliary "
                       "heads (6,624,904 without them, torchvision's published count)")

@@ -13,6 +13,34 @@ so the same weights can be evaluated either way.
 The parameters of all P update units are stored stacked, as the convolutions of the
 simultaneous layer (a dense first 1x1 convolution, grouped ones after it): SUNN runs
 them as they are, GUNN runs row slices of them segment by segment.
+
+Where the paper is silent, two sources decide. The authors' released Torch code
+(github.com/joe-siyuan-qiao/GUNN: models/GunnLayer.lua, gunn-15.lua, gunn-18.lua)
+builds GUNN-15 and GUNN-18 only, and gives:
+
+- each segment's unit: 1x1 conv N -> 2o, BN, ReLU, 3x3 conv 2o -> 2o, BN, ReLU,
+  1x1 conv 2o -> o, BN (K = 2, M = 1), and y_i = x_i + G_i (always residual);
+- on CIFAR, a projection shortcut *per segment*, 1x1 conv N -> o + BN, added to G_i;
+  none on ImageNet (the layer branches on the dataset name; here ``projection``);
+- CIFAR: 3x3 conv stem, average pooling between a transition and its GUNN layer, a
+  1x1 conv + BN + ReLU head before global pooling; ImageNet: 7x7/2 conv and 3x3/2 max
+  pool stem, average pooling after every GUNN layer but the last;
+- initialisation "following ResNet": every convolution N(0, 2/(k*k*out)) with ``out``
+  that convolution's own output channels, i.e. those of one segment's module (2o, 2o
+  and o in a unit; o in the shortcut), BN weight 1 and bias 0, linear bias 0, no conv
+  biases. The stacked convolutions here are ``StackedConv2d`` so that they initialise
+  per segment in the same way (a std sqrt(P) larger than the stacked shape would give);
+  the SUNN twins share the modules, hence the initialisation. Before any training, in
+  eval mode (BN the identity), a GUNN's activations then grow with every segment it
+  updates; training-mode batch statistics keep them to scale.
+
+The code has no GUNN-24, Wide GUNN-18, GUNN-15-NoRes or SUNN. Their decisions are
+inferred from the paper: GUNN-24's second unit per segment (M = 2) maps o -> o with an
+identity shortcut around it, and Wide GUNN-18 takes GUNN-18's ImageNet layout, both
+because the parameter counts then equal the paper's to the unit (Section 5);
+GUNN-15-NoRes drops only x_i of Eq. 5 and keeps the projection, as Table 5 lists it
+with GUNN-15's 1.6M parameters (without the projections it would have 1.3M); SUNN
+updates all segments from the same input (Section 5.1, Table 5).
 """
 from __future__ import annotations
 
@@ -22,7 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvBNAct, ConvNet, init_he_fan_out
+from ..errors import ConfigError
+from .batchnorm import batch_norm_rows, running_factor, sync_backward, sync_forward, sync_group
+from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
 from .registry import register_model
 
 __all__ = ["GunnLayer", "GunnNet"]
@@ -39,23 +69,6 @@ def _conv_rows(conv: nn.Conv2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
     return F.conv2d(x, conv.weight[rows], None, conv.stride, conv.padding)
 
 
-def _bn_factor(bn: nn.BatchNorm2d) -> float:
-    """The running-average factor ``nn.BatchNorm2d`` itself would use in this step."""
-    if bn.momentum is None:  # cumulative average over the batches seen so far
-        return 1.0 / max(int(bn.num_batches_tracked), 1)
-    return bn.momentum
-
-
-def _bn_rows(bn: nn.BatchNorm2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
-    """Batch norm over channels ``rows`` of ``bn``; running statistics are updated in place
-    through the slice views, exactly as the full layer would update them."""
-    training = bn.training or bn.running_mean is None
-    return F.batch_norm(
-        x, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
-        training, _bn_factor(bn), bn.eps,
-    )
-
-
 # --- blocks ----------------------------------------------------------------------------
 
 class BottleneckUnits(nn.Module):
@@ -64,6 +77,7 @@ class BottleneckUnits(nn.Module):
     1x1 conv to K*o, BN, ReLU; 3x3 conv to K*o, BN, ReLU; 1x1 conv to o, BN. The first
     convolution reads ``in_channels`` shared by all segments (the whole state) when
     ``dense``; otherwise each segment reads only its own o channels (a stacked unit).
+    Each convolution holds P stacks, one per segment (see ``StackedConv2d``).
     """
 
     def __init__(self, in_channels: int, out_per_segment: int, segments: int, expansion: int,
@@ -71,14 +85,14 @@ class BottleneckUnits(nn.Module):
         super().__init__()
         width = expansion * out_per_segment
         self.segments, self.width, self.out = segments, width, out_per_segment
-        self.conv1 = nn.Conv2d(in_channels, segments * width, 1, groups=1 if dense else segments,
-                               bias=False)
+        self.conv1 = StackedConv2d(in_channels, segments * width, 1, stacks=segments,
+                                   groups=1 if dense else segments)
         self.bn1 = nn.BatchNorm2d(segments * width)
-        self.conv2 = nn.Conv2d(segments * width, segments * width, 3, padding=1, groups=segments,
-                               bias=False)
+        self.conv2 = StackedConv2d(segments * width, segments * width, 3, stacks=segments,
+                                   padding=1, groups=segments)
         self.bn2 = nn.BatchNorm2d(segments * width)
-        self.conv3 = nn.Conv2d(segments * width, segments * out_per_segment, 1, groups=segments,
-                               bias=False)
+        self.conv3 = StackedConv2d(segments * width, segments * out_per_segment, 1,
+                                   stacks=segments, groups=segments)
         self.bn3 = nn.BatchNorm2d(segments * out_per_segment)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,9 +105,9 @@ class BottleneckUnits(nn.Module):
         """Segment ``i`` alone: the same arithmetic on row slices of the stacked weights."""
         wide = slice(i * self.width, (i + 1) * self.width)
         out = slice(i * self.out, (i + 1) * self.out)
-        x = F.relu(_bn_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
-        x = F.relu(_bn_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
-        return _bn_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
+        x = F.relu(batch_norm_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
+        x = F.relu(batch_norm_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
+        return batch_norm_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
 
 
 # --- the gradual update at the simultaneous price (Section 3.4, Algorithm 1) ----------
@@ -134,7 +148,33 @@ class _Unit:
         self.w3 = w3.reshape(P, o, w)
         self.bn3 = (b3w.view(P, o), b3b.view(P, o), mod.bn3.running_mean.view(P, o),
                     mod.bn3.running_var.view(P, o))
-        self.hyper = [(_bn_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
+        self.hyper = [(running_factor(b), b.eps) for b in (mod.bn1, mod.bn2, mod.bn3)]
+
+
+class _Norm:
+    """Batch norm in the fast update: the native kernels, or, when the layer's batch norms are
+    synchronised over processes (see ``batchnorm.py``), the same computation with the forward
+    statistics and the two backward sums all-reduced for each batch norm of each segment, in
+    the same order on every process. Every batch norm of a layer normalises the same B*H*W
+    rows per process, so one set of counts serves them all."""
+
+    def __init__(self, layer: "GunnLayer") -> None:
+        self.group, self.counts = sync_group(layer.units[0].bn1), None
+
+    def forward(self, x, bn, i, train, factor, eps):
+        weight, bias, running_mean, running_var = (t[i] for t in bn)
+        if self.group is None:
+            return torch.native_batch_norm(x, weight, bias, running_mean, running_var, train,
+                                           factor, eps)
+        y, mean, invstd, self.counts = sync_forward(x, weight, bias, running_mean, running_var,
+                                                    factor, eps, self.group)
+        return y, mean, invstd
+
+    def backward(self, grad, x, bn, i, mean, invstd, train, eps):
+        if self.group is None:
+            return torch.ops.aten.native_batch_norm_backward(
+                grad, x, bn[0][i], bn[2][i], bn[3][i], mean, invstd, train, eps, [True, True, True])
+        return sync_backward(grad, x, bn[0][i], mean, invstd, self.counts, self.group)
 
 
 _nothing = contextlib.nullcontext
@@ -146,8 +186,13 @@ def _autocast_on(x: torch.Tensor) -> bool:
 
 
 def _fast_supported(layer: "GunnLayer") -> bool:
-    bns = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d)]
-    if not all(b.affine and b.track_running_stats for b in bns):
+    bns = [bn for u in layer.units for bn in (u.bn1, u.bn2, u.bn3)]
+    if layer.shortcut is not None:
+        bns.append(layer.shortcut[1])
+    if not all(isinstance(b, nn.BatchNorm2d) and b.bias is not None and b.track_running_stats
+               for b in bns):
+        return False
+    if any(sync_group(b) is not sync_group(bns[0]) for b in bns):  # one _Norm for the layer
         return False
     if layer.shortcut is not None:  # joined with bn1 of the first unit
         a, b = layer.units[0].bn1, layer.shortcut[1]
@@ -190,7 +235,7 @@ def _image(m: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor],
-                  saved: list[torch.Tensor] | None) -> torch.Tensor:
+                  saved: list[torch.Tensor] | None, norm: _Norm) -> torch.Tensor:
     """Eq. 4 in one in-place state buffer; appends what the backward pass needs to ``saved``."""
     o, shape, train = layer.seg_channels, x.shape, layer.units[0].bn1.training
     units = _stack(layer, params)
@@ -200,16 +245,16 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor
         for m, u in enumerate(units):
             (f1, e1), (f2, e2), (f3, e3) = u.hyper
             h = torch.mm(g, u.w1[i].t())
-            a1, m1, s1 = torch.native_batch_norm(h, *(t[i] for t in u.bn1), train, f1, e1)
+            a1, m1, s1 = norm.forward(h, u.bn1, i, train, f1, e1)
             if u.extra:
                 r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
             else:
                 r1 = a1.relu_()
             c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
-            a2, m2, s2 = torch.native_batch_norm(c2, *(t[i] for t in u.bn2), train, f2, e2)
+            a2, m2, s2 = norm.forward(c2, u.bn2, i, train, f2, e2)
             r2 = a2.relu_()
             c3 = torch.mm(r2, u.w3[i].t())
-            a3, m3, s3 = torch.native_batch_norm(c3, *(t[i] for t in u.bn3), train, f3, e3)
+            a3, m3, s3 = norm.forward(c3, u.bn3, i, train, f3, e3)
             if saved is not None:
                 saved += [h, m1, s1, r1, c2, m2, s2, r2, c3, m3, s3] + ([g] if m else [])
             g = a3 if m == 0 else g + a3
@@ -228,19 +273,15 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: list[torch.Tensor
     return y.contiguous() if x.is_contiguous() else y
 
 
-def _bn_backward(grad, inp, bn, i, mean, invstd, train, eps):
-    return torch.ops.aten.native_batch_norm_backward(
-        grad, inp, bn[0][i], bn[2][i], bn[3][i], mean, invstd, train, eps, [True, True, True])
-
-
 class _GradualUpdate(torch.autograd.Function):
     """Algorithm 1 as an autograd function: gradients equal those of ``_gradual_reference``."""
 
     @staticmethod
     def forward(ctx, layer: "GunnLayer", x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         saved: list[torch.Tensor] = []
-        y = _gradual_fast(layer, x, list(params), saved)
-        ctx.layer, ctx.n_params = layer, len(params)
+        norm = _Norm(layer)
+        y = _gradual_fast(layer, x, list(params), saved, norm)
+        ctx.layer, ctx.n_params, ctx.norm = layer, len(params), norm
         ctx.train = layer.units[0].bn1.training
         ctx.save_for_backward(x, y, *params, *saved)
         return y
@@ -248,7 +289,7 @@ class _GradualUpdate(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor):
-        layer, train = ctx.layer, ctx.train
+        layer, train, norm = ctx.layer, ctx.train, ctx.norm
         x, y, *rest = ctx.saved_tensors
         params, saved = rest[:ctx.n_params], rest[ctx.n_params:]
         units = _stack(layer, params)
@@ -275,17 +316,17 @@ class _GradualUpdate(torch.autograd.Function):
                 (_, e1), (_, e2), (_, e3) = u.hyper
                 start = 0 if m == 0 else 11 + 12 * (m - 1)
                 h, m1, s1, r1, c2, m2, s2, r2, c3, m3, s3 = rec[start:start + 11]
-                dc3, gr[7][i], gr[8][i] = _bn_backward(dg, c3, u.bn3, i, m3, s3, train, e3)
+                dc3, gr[7][i], gr[8][i] = norm.backward(dg, c3, u.bn3, i, m3, s3, train, e3)
                 gr[6][i] = torch.mm(dc3.t(), r2)
                 da2 = torch.ops.aten.threshold_backward(torch.mm(dc3, u.w3[i]), r2, 0)
-                dc2, gr[4][i], gr[5][i] = _bn_backward(da2, c2, u.bn2, i, m2, s2, train, e2)
+                dc2, gr[4][i], gr[5][i] = norm.backward(da2, c2, u.bn2, i, m2, s2, train, e2)
                 dr1, gr[3][i], _ = torch.ops.aten.convolution_backward(
                     _image(dc2, shape), _image(r1, shape), u.w2[i], None, [1, 1], [1, 1], [1, 1],
                     False, [0, 0], 1, [True, True, False])
                 da1 = torch.ops.aten.threshold_backward(_matrix(dr1), r1, 0)
                 if u.extra:  # the projection shortcut's BN output is added to G_i directly
                     da1 = torch.cat([da1, d_out], 1)
-                dh, gr[1][i], gr[2][i] = _bn_backward(da1, h, u.bn1, i, m1, s1, train, e1)
+                dh, gr[1][i], gr[2][i] = norm.backward(da1, h, u.bn1, i, m1, s1, train, e1)
                 if m == 0:
                     gr[0][i] = torch.mm(dh.t(), state)
                     grad.addmm_(dh, u.w1[i])
@@ -314,26 +355,36 @@ class GunnLayer(nn.Module):
     ``residual=False``, the GUNN-15-NoRes ablation of Table 5). G_i is M stacked
     bottleneck units: the first maps the N-channel state to o channels, each further
     one maps o to o with an identity shortcut around it. With ``projection`` (the CIFAR
-    models) G_i also adds a 1x1 conv + BN projection of the whole state, as the
-    authors' code does; the ImageNet models have none.
+    models) G_i also adds a 1x1 conv N -> o + BN projection of the whole state, one per
+    segment as in the authors' code (stacked here into one N -> N convolution); the
+    ImageNet models have none.
+
+    ``fast`` (default True) runs the gradual update as Algorithm 1 with its hand-written
+    backward pass; False runs Eq. 4 written out, every operation recorded by autograd
+    (P copies of the state). Methods that change how gradients pass through ReLUs (the
+    deconvnet, guided backpropagation) need the latter: they cannot reach inside a
+    hand-written backward pass.
     """
 
     def __init__(self, channels: int, segments: int, *, expansion: int = 2, units: int = 1,
                  projection: bool = True, residual: bool = True, gradual: bool = True) -> None:
         super().__init__()
         if channels % segments:
-            raise ValueError(f"{channels} channels do not split into {segments} equal segments")
+            raise ConfigError(f"{channels} channels do not split into {segments} equal segments")
         if units < 1:
-            raise ValueError("a GUNN layer needs at least one update unit")
+            raise ConfigError("a GUNN layer needs at least one update unit")
         self.channels, self.segments = channels, segments
         self.seg_channels = channels // segments
-        self.residual, self.gradual = residual, gradual
+        self.residual, self.gradual, self.fast = residual, gradual, True
         o = self.seg_channels
         self.units = nn.ModuleList(
             BottleneckUnits(channels if m == 0 else segments * o, o, segments, expansion, dense=m == 0)
             for m in range(units)
         )
-        self.shortcut = ConvBNAct(channels, channels, 1, act=False) if projection else None
+        self.shortcut = None
+        if projection:  # the keys of ConvBNAct(act=False): shortcut.0 conv, shortcut.1 BN
+            self.shortcut = nn.Sequential(StackedConv2d(channels, channels, 1, stacks=segments),
+                                          nn.BatchNorm2d(channels))
 
     def extra_repr(self) -> str:
         return (f"N={self.channels}, P={self.segments}, gradual={self.gradual}, "
@@ -356,14 +407,14 @@ class GunnLayer(nn.Module):
         if self.shortcut is not None:
             rows = slice(i * self.seg_channels, (i + 1) * self.seg_channels)
             conv, bn = self.shortcut[0], self.shortcut[1]
-            g = g + _bn_rows(bn, _conv_rows(conv, state, rows), rows)
+            g = g + batch_norm_rows(bn, _conv_rows(conv, state, rows), rows)
         return g
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.gradual:
             g = self.update(x)
             return x + g if self.residual else g
-        if x.dim() != 4 or not _fast_supported(self):
+        if x.dim() != 4 or not self.fast or not _fast_supported(self):
             return self._gradual_reference(x)
         self._count_batch()
         params = _layer_params(self)
@@ -379,7 +430,7 @@ class GunnLayer(nn.Module):
             if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
                 return _GradualUpdate.apply(self, x, *params)
             with torch.no_grad():
-                return _gradual_fast(self, x, params, None)
+                return _gradual_fast(self, x, params, None, _Norm(self))
 
     def _count_batch(self) -> None:
         # The per-segment updates run on slices of the stacked BN layers, which therefore do
@@ -409,7 +460,9 @@ class GunnNet(ConvNet):
 
     ``stages`` lists (N, P) per resolution. CIFAR models (``imagenet=False``) pool
     between a transition and its GUNN layer and end with a 1x1 conv to ``head_channels``;
-    ImageNet models pool after each GUNN layer but the last (the authors' code).
+    ImageNet models pool after each GUNN layer but the last (the authors' code). All
+    convolutions start from He's fan-out initialisation of the authors' per-segment
+    modules (module docstring).
     """
 
     classifier_path = "fc"
@@ -469,45 +522,45 @@ _GUNN18 = dict(stages=[(400, 10), (800, 20), (1600, 40), (2000, 50)], imagenet=T
 _WIDE18 = dict(stages=[(1200, 30), (1600, 40), (2000, 50), (2000, 50)], imagenet=True)
 
 
-@register_model(**_CIFAR, top1=4.15, params=1_585_746,
+@register_model(**_CIFAR, top1_err=4.15, params=1_585_746,
                 notes="Tables 1, 3; C100 error 20.45 with 1,618,236 parameters")
 def gunn15(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
+@register_model(**_CIFAR, top1_err=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
 def sunn15(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=4.45, params=1_585_746,
+@register_model(**_CIFAR, top1_err=4.45, params=1_585_746,
                 notes="Table 5, GUNN-15 without the identity term of Eq. 5; C100 error 21.15")
 def gunn15_nores(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, residual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=3.21, params=29_534_106,
+@register_model(**_CIFAR, top1_err=3.21, params=29_534_106,
                 notes="Tables 3, 5; C100 error 16.69 with 29,631,396 parameters")
 def gunn24(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
+@register_model(**_CIFAR, top1_err=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
 def sunn24(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=21.65, top5=5.87, params=28_909_736, notes="Tables 2, 4")
+@register_model(**_IMAGENET, top1_err=21.65, top5_err=5.87, params=28_909_736, notes="Tables 2, 4")
 def gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=26.16, top5=8.48, params=28_909_736, notes="Table 4")
+@register_model(**_IMAGENET, top1_err=26.16, top5_err=8.48, params=28_909_736, notes="Table 4")
 def sunn18(*, num_classes: int = 1000) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1=20.59, top5=5.52, params=45_624_936, notes="Table 4")
+@register_model(**_IMAGENET, top1_err=20.59, top5_err=5.52, params=45_624_936, notes="Table 4")
 def wide_gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_WIDE18, gradual=gradual, num_classes=num_classes)
 

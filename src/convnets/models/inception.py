@@ -488,7 +488,7 @@ _V4 = ("Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residua
        "Connections on Learning")
 
 
-@register_model(**_IMAGENET, paper=_V3, year=2015, top1=22.706, top5=6.550, params=27_161_264,
+@register_model(**_IMAGENET, paper=_V3, year=2015, top1_err=22.706, top5_err=6.550, params=27_161_264,
                 notes="errors of torchvision's weights; Table 3 of the paper: 21.2 / 5.6 "
                       "single crop; params include AuxLogits (torchvision's count)")
 def inception_v3(*, num_classes: int = 1000, aux_logits: bool = True,
@@ -508,13 +508,13 @@ def se_inception_v3(*, num_classes: int = 1000, aux_logits: bool = True,
     return Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, se=True)
 
 
-@register_model(**_IMAGENET, paper=_V4, year=2016, top1=20.0, top5=5.0, params=42_679_816,
+@register_model(**_IMAGENET, paper=_V4, year=2016, top1_err=20.0, top5_err=5.0, params=42_679_816,
                 notes="Table 2: single crop, single model; params equal timm's inception_v4")
 def inception_v4(*, num_classes: int = 1000, dropout: float = 0.2, se: bool = False) -> InceptionV4:
     return InceptionV4(num_classes=num_classes, dropout=dropout, se=se)
 
 
-@register_model(**_IMAGENET, paper=_V4, year=2016, top1=19.9, top5=4.9, params=55_843_464,
+@register_model(**_IMAGENET, paper=_V4, year=2016, top1_err=19.9, top5_err=4.9, params=55_843_464,
                 notes="Table 2: single crop, single model; params equal timm's "
                       "inception_resnet_v2")
 def inception_resnet_v2(*, num_classes: int = 1000, dropout: float = 0.2,

@@ -7,7 +7,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "init_he_fan_out"]
+from ..errors import ConfigError
+
+__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "StackedConv2d",
+           "init_he_fan_out"]
 
 
 class ConvNet(nn.Module, abc.ABC):
@@ -43,6 +46,13 @@ class ConvNet(nn.Module, abc.ABC):
     @property
     def num_classes(self) -> int:
         return self.get_classifier().out_features
+
+    def head_classes(self, state_dict: dict[str, torch.Tensor]) -> int | None:
+        """How many classes the classifier in ``state_dict`` (this model's key names) has,
+        or None if it holds none: weights trained on another number of classes than the
+        model was built with are read back by first resetting the classifier to this."""
+        weight = state_dict.get(f"{self.classifier_path}.weight")
+        return int(weight.shape[0]) if weight is not None and weight.ndim >= 1 else None
 
     def reset_classifier(self, num_classes: int) -> None:
         old = self.get_classifier()
@@ -101,7 +111,7 @@ class DropPath(nn.Module):
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+            raise ConfigError(f"drop-path probability must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,12 +121,33 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class StackedConv2d(nn.Conv2d):
+    """``stacks`` independent convolutions of equal shape stored as one: output channels
+    ``[i * out/stacks, (i + 1) * out/stacks)`` are the i-th's. Computing them together is
+    an implementation choice; each is initialised as the separate convolution it stands
+    for (``init_he_fan_out`` counts the fan-out of one stack, not of all of them)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stacks: int,
+                 padding: int = 0, groups: int = 1) -> None:
+        if out_channels % stacks:
+            raise ValueError(f"{out_channels} output channels do not split into {stacks} stacks")
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, groups=groups,
+                         bias=False)
+        self.stacks = stacks
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, stacks={self.stacks}"
+
+
 def init_he_fan_out(model: nn.Module) -> None:
     """ResNet's initialisation (He et al. 2015): conv weights N(0, 2/(k*k*out)),
-    BN weight 1 and bias 0, linear bias 0 (the linear weight keeps PyTorch's default)."""
+    BN weight 1 and bias 0, linear bias 0 (the linear weight keeps PyTorch's default,
+    U(-1/sqrt(in), 1/sqrt(in)), which is also Torch7's). ``out`` is the output channels
+    of one convolution: of one stack of a ``StackedConv2d``."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            stacks = m.stacks if isinstance(m, StackedConv2d) else 1
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // stacks
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -154,6 +154,10 @@ class LeNet5(ConvNet):
         x = squash(self.f6(torch.flatten(x, 1)))
         return x if pre_logits else self.output(x)
 
+    def head_classes(self, state_dict: dict[str, torch.Tensor]) -> int | None:
+        centers = state_dict.get("output.centers")
+        return int(centers.shape[0]) if centers is not None and centers.ndim == 2 else None
+
     def reset_classifier(self, num_classes: int) -> None:
         # A new RBF layer keeps the paper's head; its centres are fixed, so nothing to learn.
         self.output = EuclideanRBF(self.output.in_features, num_classes).to(self.f6.weight.device)
@@ -163,7 +167,7 @@ class LeNet5(ConvNet):
 
 @register_model(family="lenet", paper="LeCun et al., Gradient-Based Learning Applied to "
                 "Document Recognition", year=1998, input_size=(1, 32, 32), num_classes=10,
-                dataset="mnist", top1=0.95, params=60_000,
+                dataset="mnist", top1_err=0.95, params=60_000,
                 notes="Section III.C: 0.95% MNIST test error without distortions, 0.8% with; "
                       "RBF centres are fixed random +-1 codes instead of the paper's bitmaps")
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5:

@@ -115,7 +115,7 @@ _PAPER = "Lin, Chen, Yan, Network In Network"
 
 
 @register_model(family="nin", paper=_PAPER, year=2013, input_size=(3, 32, 32), num_classes=10,
-                dataset="cifar10", top1=8.81, params=966_986,
+                dataset="cifar10", top1_err=8.81, params=966_986,
                 notes="Table 2: 8.81% CIFAR-10 test error with augmentation (10.41 without); "
                       "Table 3: 35.68% on CIFAR-100")
 def nin_cifar(*, num_classes: int = 10, dropout: float = 0.5) -> NiN:
@@ -123,7 +123,7 @@ def nin_cifar(*, num_classes: int = 10, dropout: float = 0.5) -> NiN:
 
 
 @register_model(family="nin", paper=_PAPER, year=2013, input_size=(3, 224, 224),
-                num_classes=1000, dataset="imagenet", top1=43.3, top5=20.5, params=7_595_176,
+                num_classes=1000, dataset="imagenet", top1_err=43.3, top5_err=20.5, params=7_595_176,
                 notes="no ImageNet figure in the paper; errors of the authors' released model, "
                       "centre crop, from the Caffe Model Zoo comparison (56.7/79.5 accuracy)")
 def nin(*, num_classes: int = 1000, dropout: float = 0.5) -> NiN:

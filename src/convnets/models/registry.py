@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import UnknownModelError, WeightsError
+from ..errors import ConfigError, UnknownModelError, WeightsError
 from .weights import load_weights, read_state_dict
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "model_info",
     "load_weights",
     "read_state_dict",
+    "builder_options",
 ]
 
 
@@ -35,7 +37,7 @@ __all__ = [
 class ModelInfo:
     """What the literature says about a registered model.
 
-    ``top1``/``top5`` are the published single-model, single-crop error rates in
+    ``top1_err``/``top5_err`` are the published single-model, single-crop error rates in
     percent on ``dataset`` (None where the paper gives none); ``params`` is the
     published parameter count for ``num_classes`` outputs.
     """
@@ -47,8 +49,8 @@ class ModelInfo:
     input_size: tuple[int, int, int]
     num_classes: int
     dataset: str
-    top1: float | None = None
-    top5: float | None = None
+    top1_err: float | None = None
+    top5_err: float | None = None
     params: int | None = None
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
@@ -69,8 +71,8 @@ def register_model(
     input_size: tuple[int, int, int],
     num_classes: int,
     dataset: str,
-    top1: float | None = None,
-    top5: float | None = None,
+    top1_err: float | None = None,
+    top5_err: float | None = None,
     params: int | None = None,
     notes: str = "",
     name: str | None = None,
@@ -86,7 +88,7 @@ def register_model(
         _BUILDERS[key] = builder
         _INFO[key] = ModelInfo(
             name=key, family=family, paper=paper, year=year, input_size=tuple(input_size),
-            num_classes=num_classes, dataset=dataset, top1=top1, top5=top5, params=params,
+            num_classes=num_classes, dataset=dataset, top1_err=top1_err, top5_err=top5_err, params=params,
             notes=notes,
         )
         return builder
@@ -138,15 +140,25 @@ def create_model(
     info = _INFO[key]
     if num_classes is None:
         num_classes = info.num_classes
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    try:
-        model = _BUILDERS[key](num_classes=num_classes, **options)
-    except TypeError as err:  # an option the builder does not take
-        raise ValueError(f"{key}: {err}") from None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError.of("num_classes", f"must be a positive whole number, got {num_classes!r}")
+    builder = _BUILDERS[key]
+    accepted = builder_options(key)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+        raise ConfigError(f"{key} has no option {unknown[0]!r}; {takes}")
+    model = builder(num_classes=num_classes, **options)
     if weights is not None:
         load_weights(model, weights)
     return model
+
+
+def builder_options(name: str) -> list[str]:
+    """The options ``create_model(name, **options)`` accepts, from the builder's signature
+    (keyword-only parameters besides ``num_classes``)."""
+    params = inspect.signature(_BUILDERS[_lookup(name)]).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "num_classes"]
 
 
 _REGISTERED = False

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 from .layers import ConvNet, DropPath, SqueezeExcite, init_he_fan_out
 from .registry import register_model
 
@@ -83,7 +85,7 @@ class BasicBlock(_Residual):
                  se_reduction: int = 0, drop_path: float = 0.0, dropout: float = 0.0) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
-            raise ValueError("the basic block has no grouped or widened form; use a bottleneck")
+            raise ConfigError("the basic block has no grouped or widened form; use a bottleneck")
         self.conv1 = _conv(in_channels, planes, 3, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = _conv(planes, planes, 3)
@@ -144,7 +146,7 @@ class PreActBasicBlock(_Residual):
                  se_reduction: int = 0, drop_path: float = 0.0, dropout: float = 0.0) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
-            raise ValueError("the basic block has no grouped or widened form; use a bottleneck")
+            raise ConfigError("the basic block has no grouped or widened form; use a bottleneck")
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv1 = _conv(in_channels, planes, 3, stride)
         self.bn2 = nn.BatchNorm2d(planes)
@@ -214,13 +216,13 @@ class ResNet(ConvNet):
                  drop_path_rate: float = 0.0, num_classes: int = 1000) -> None:
         super().__init__()
         if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+            raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+            raise ConfigError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
         if len(planes) != len(layers):
-            raise ValueError("give one width per stage")
+            raise ConfigError("give one width per stage")
         if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+            raise ConfigError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.block, self.shortcut = block, shortcut
         imagenet = stem == "imagenet"
         self.conv1 = _conv(3, stem_width, 7 if imagenet else 3, 2 if imagenet else 1)
@@ -293,95 +295,95 @@ _CIFAR_V1 = dict(block=BasicBlock, planes=(16, 32, 64), stem="cifar", stem_width
 _CIFAR_PREACT = dict(block=PreActBottleneck, planes=(16, 32, 64), stem="cifar", stem_width=16)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1=30.24, top5=10.92,
+@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=30.24, top5_err=10.92,
                 params=11_689_512, notes=_TV)
 def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1=26.69, top5=8.58,
+@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=26.69, top5_err=8.58,
                 params=21_797_672, notes=_TV)
 def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1=23.87, top5=7.14,
+@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=23.87, top5_err=7.14,
                 params=25_557_032, notes=_TV)
 def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1=22.63, top5=6.45,
+@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=22.63, top5_err=6.45,
                 params=44_549_160, notes=_TV)
 def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1=21.69, top5=5.95,
+@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=21.69, top5_err=5.95,
                 params=60_192_808, notes=_TV)
 def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_WRN, year=2016, **_IN, top1=21.53, top5=5.91,
+@register_model(family="resnet", paper=_WRN, year=2016, **_IN, top1_err=21.53, top5_err=5.91,
                 params=68_883_240, notes=_TV + "; bottleneck width doubled")
 def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], base_width=128, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1=22.38, top5=6.30,
+@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1_err=22.38, top5_err=6.30,
                 params=25_028_904, notes=_TV)
 def resnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1=20.69, top5=5.47,
+@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1_err=20.69, top5_err=5.47,
                 params=88_791_336, notes=_TV)
 def resnext101_32x8d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=8, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1=23.29, top5=6.62,
+@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=23.29, top5_err=6.62,
                 params=28_088_024, notes=_TIMM)
 def seresnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1=22.38, top5=6.07,
+@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=22.38, top5_err=6.07,
                 params=49_326_872, notes=_TIMM)
 def seresnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1=21.57, top5=5.73,
+@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=21.57, top5_err=5.73,
                 params=66_821_848, notes=_TIMM)
 def seresnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1=21.10, top5=5.49,
+@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=21.10, top5_err=5.49,
                 params=27_559_896, notes=_TIMM)
 def seresnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1=20.70, top5=5.01,
+@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=20.70, top5_err=5.01,
                 params=48_955_416, notes=_TIMM)
 def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_IN, top1=21.8, top5=6.0,
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_IN, top1_err=21.8, top5_err=6.0,
                 params=64_666_152,
                 notes="Table 5, 224 crop (20.7/5.3 at 320); params as timm's ResNetV2 "
                       "with these depths (the paper gives none)")
@@ -390,14 +392,14 @@ def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0) ->
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1=5.46,
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1_err=5.46,
                 params=1_700_000, notes="Table 3 (published 1.7M); CIFAR-100 error 24.33")
 def preact_resnet164(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(layers=[18, 18, 18], **_CIFAR_PREACT, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1=4.92,
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1_err=4.92,
                 params=10_200_000,
                 notes="Table 3; CIFAR-100 error 22.71; 4.62 with batch 64. The published 10.2M "
                       "is the conv + linear weights (10.18M); with BN this net has 10.33M")
@@ -414,31 +416,31 @@ def _cifar_resnet(n: int, num_classes: int, drop_path_rate: float) -> ResNet:
 _CIFAR_NOTES = "Table 6; option A (zero-padding) shortcuts, as the paper uses on CIFAR"
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1=8.75,
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=8.75,
                 params=270_000, notes=_CIFAR_NOTES + " (published 0.27M)")
 def resnet20(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(3, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1=7.51,
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=7.51,
                 params=460_000, notes=_CIFAR_NOTES + " (published 0.46M)")
 def resnet32(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(5, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1=7.17,
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=7.17,
                 params=660_000, notes=_CIFAR_NOTES + " (published 0.66M)")
 def resnet44(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(7, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1=6.97,
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=6.97,
                 params=850_000, notes=_CIFAR_NOTES + " (published 0.85M)")
 def resnet56(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(9, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1=6.43,
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=6.43,
                 params=1_700_000, notes=_CIFAR_NOTES + " (published 1.7M); mean of 5 runs 6.61")
 def resnet110(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(18, num_classes, drop_path_rate)
@@ -451,7 +453,7 @@ def _wrn(depth: int, k: int, **options) -> ResNet:
                    stem_width=16, **options)
 
 
-@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1=4.00,
+@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1_err=4.00,
                 params=36_500_000,
                 notes="published 36.5M; 3.89 with dropout 0.3; CIFAR-100 error 19.25")
 def wrn28_10(*, num_classes: int = 10, dropout: float = 0.0,
@@ -459,7 +461,7 @@ def wrn28_10(*, num_classes: int = 10, dropout: float = 0.0,
     return _wrn(28, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1=3.8,
+@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1_err=3.8,
                 params=55_800_000,
                 notes="published 55.8M; error with dropout (Sec. 3); CIFAR-100 18.3")
 def wrn40_10(*, num_classes: int = 10, dropout: float = 0.0,
@@ -467,7 +469,7 @@ def wrn40_10(*, num_classes: int = 10, dropout: float = 0.0,
     return _wrn(40, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_C10, top1=3.58,
+@register_model(family="resnext", paper=_RESNEXT, year=2017, **_C10, top1_err=3.58,
                 params=68_100_000,
                 notes="Table 7; CIFAR-100 error 17.31. The published 68.1M is the conv + "
                       "linear weights (68.05M); with BN this net has 68.16M")

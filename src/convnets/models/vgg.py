@@ -101,41 +101,41 @@ _META = dict(family="vgg", paper="Simonyan, Zisserman, Very Deep Convolutional N
 _TV = "single-crop 224 errors of torchvision's weights (configurations A, B, D, E of Table 1)"
 
 
-@register_model(**_META, top1=30.980, top5=11.372, params=132_863_336, notes=_TV)
+@register_model(**_META, top1_err=30.980, top5_err=11.372, params=132_863_336, notes=_TV)
 def vgg11(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("A", False, num_classes, dropout)
 
 
-@register_model(**_META, top1=29.630, top5=10.190, params=132_868_840, notes=_TV)
+@register_model(**_META, top1_err=29.630, top5_err=10.190, params=132_868_840, notes=_TV)
 def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("A", True, num_classes, dropout)
 
 
-@register_model(**_META, top1=30.072, top5=10.754, params=133_047_848, notes=_TV)
+@register_model(**_META, top1_err=30.072, top5_err=10.754, params=133_047_848, notes=_TV)
 def vgg13(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("B", False, num_classes, dropout)
 
 
-@register_model(**_META, top1=28.414, top5=9.626, params=133_053_736, notes=_TV)
+@register_model(**_META, top1_err=28.414, top5_err=9.626, params=133_053_736, notes=_TV)
 def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("B", True, num_classes, dropout)
 
 
-@register_model(**_META, top1=28.408, top5=9.618, params=138_357_544, notes=_TV)
+@register_model(**_META, top1_err=28.408, top5_err=9.618, params=138_357_544, notes=_TV)
 def vgg16(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("D", False, num_classes, dropout)
 
 
-@register_model(**_META, top1=26.640, top5=8.484, params=138_365_992, notes=_TV)
+@register_model(**_META, top1_err=26.640, top5_err=8.484, params=138_365_992, notes=_TV)
 def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("D", True, num_classes, dropout)
 
 
-@register_model(**_META, top1=27.624, top5=9.124, params=143_667_240, notes=_TV)
+@register_model(**_META, top1_err=27.624, top5_err=9.124, params=143_667_240, notes=_TV)
 def vgg19(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("E", False, num_classes, dropout)
 
 
-@register_model(**_META, top1=25.782, top5=8.158, params=143_678_248, notes=_TV)
+@register_model(**_META, top1_err=25.782, top5_err=8.158, params=143_678_248, notes=_TV)
 def vgg19_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("E", True, num_classes, dropout)

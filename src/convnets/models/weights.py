@@ -34,7 +34,7 @@ from torch import nn
 
 from ..errors import WeightsError
 
-__all__ = ["read_state_dict", "load_weights", "check_state_dict"]
+__all__ = ["read_state_dict", "load_weights", "check_state_dict", "check_fits"]
 
 # A safetensors file starts with the 8-byte little-endian length of its JSON header;
 # the safetensors library refuses headers above 100 MB, and so do we, before reading one.
@@ -220,18 +220,10 @@ def _non_finite(t: torch.Tensor) -> int:
     return 0 if bool(finite.all()) else int((~finite).sum())
 
 
-def load_weights(model: nn.Module, weights: str | os.PathLike | dict) -> nn.Module:
-    """Load a weights file or state dict into ``model``, mapping foreign key names where
-    the model knows how (``remap_state_dict(state) -> state``). Every tensor must fit: a
-    missing, unexpected, mis-shaped, wrongly typed or non-finite tensor raises
-    :class:`WeightsError` naming it, and nothing is loaded."""
-    if isinstance(weights, dict):
-        source, state = "the state dict", check_state_dict(weights, "the state dict")
-    else:
-        source, state = os.fspath(weights), read_state_dict(weights)
-    remap = getattr(model, "remap_state_dict", None)
-    if callable(remap):
-        state = remap(dict(state))
+def check_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`WeightsError` naming the first tensor of ``state`` that does not fit
+    ``model``: missing, unexpected, mis-shaped, of another kind of number (a float copy
+    of another width is fine), or holding NaN or infinite values."""
     own = model.state_dict()
     for key, mine in own.items():
         theirs = state.get(key)
@@ -253,5 +245,27 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | dict) -> nn.Modu
     extra = [k for k in state if k not in own]
     if extra:
         raise WeightsError(f"{source} holds tensor {extra[0]!r} that the model does not have")
+
+
+def load_weights(model: nn.Module, weights: str | os.PathLike | dict, *,
+                 fit_head: bool = False) -> nn.Module:
+    """Load a weights file or state dict into ``model``, mapping foreign key names where
+    the model knows how (``remap_state_dict(state) -> state``). Every tensor must fit
+    (:func:`check_fits`), or nothing is loaded. With ``fit_head``, a classifier trained
+    on another number of classes first replaces the model's (``reset_classifier``), so
+    any weights of the architecture load."""
+    if isinstance(weights, dict):
+        source, state = "the state dict", check_state_dict(weights, "the state dict")
+    else:
+        source, state = os.fspath(weights), read_state_dict(weights)
+    remap = getattr(model, "remap_state_dict", None)
+    if callable(remap):
+        state = remap(dict(state))
+    head_classes = getattr(model, "head_classes", None)
+    if fit_head and callable(head_classes):
+        classes = head_classes(state)
+        if classes and classes != model.num_classes:
+            model.reset_classifier(classes)
+    check_fits(model, state, source)
     model.load_state_dict(state, strict=True)
     return model

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ConfigError
 from ..models.registry import create_model, model_info
 
-__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "layer_summary",
-           "saved_tensor_bytes"]
+__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "check_input_size",
+           "layer_summary", "saved_tensor_bytes"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -32,13 +33,15 @@ def parse_input_size(text: str | int | tuple, default_channels: int = 3) -> tupl
         try:
             dims = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
         except ValueError:
-            raise ValueError(f"bad input size {text!r}: use S, HxW or CxHxW (e.g. 224 or 3x224x224)") from None
+            raise ConfigError.of("input_size", f"{text!r} is not S, HxW or CxHxW (e.g. 224 or "
+                                 "3x224x224)") from None
     if len(dims) == 1:
         dims = [default_channels, dims[0], dims[0]]
     elif len(dims) == 2:
         dims = [default_channels, *dims]
     if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"bad input size {text!r}: use S, HxW or CxHxW with positive integers")
+        raise ConfigError.of("input_size", f"{text!r} is not S, HxW or CxHxW with positive "
+                             "whole numbers")
     return tuple(dims)
 
 
@@ -55,8 +58,16 @@ def _run(model: nn.Module, input_size: tuple[int, int, int], device: str) -> Flo
             model(x)
     except RuntimeError as err:  # e.g. an input too small for the network's pooling
         msg = str(err).splitlines()[0]
-        raise ValueError(f"input size {'x'.join(map(str, input_size))} does not fit the model: {msg}") from None
+        raise ConfigError.of("input_size", f"{'x'.join(map(str, input_size))} does not fit "
+                             f"the model: {msg}") from None
     return counter
+
+
+def check_input_size(name: str, input_size: tuple[int, int, int], **options) -> None:
+    """Refuse an input the model cannot take (too small for its pooling, a channel count
+    its first layer does not read) before any data is loaded: one forward pass on the
+    ``meta`` device, where nothing is computed."""
+    _run(_meta_model(name, **options), tuple(input_size), "meta")
 
 
 def count_flops(model_or_name: nn.Module | str, input_size: tuple[int, int, int] | None = None) -> int:

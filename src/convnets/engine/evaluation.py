@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..models.layers import ConvNet
 
 __all__ = ["EVAL_MODES", "topk_errors", "evaluate", "convolutionize", "ensemble_predict",
@@ -39,7 +40,7 @@ EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "mu
 
 def topk_errors(logits: torch.Tensor, targets: torch.Tensor,
                 ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Top-k error in percent for each k, keyed ``"top{k}"``.
+    """Top-k error in percent for each k, keyed ``"top{k}_err"``.
 
     ``logits`` are any scores ``(N, classes)`` (logits, probabilities or log-probabilities
     rank the same); k larger than the number of classes is clipped to it, so top-5 error
@@ -49,7 +50,7 @@ def topk_errors(logits: torch.Tensor, targets: torch.Tensor,
         raise ValueError(f"expected scores (N, classes) and N targets, N > 0; got "
                          f"{tuple(logits.shape)} and {tuple(targets.shape)}")
     hits = _topk_hits(logits, targets, ks)
-    return {f"top{k}": 100.0 * (1.0 - hits[k] / len(targets)) for k in ks}
+    return {f"top{k}_err": 100.0 * (1.0 - hits[k] / len(targets)) for k in ks}
 
 
 def _topk_hits(scores: torch.Tensor, targets: torch.Tensor, ks: Sequence[int]) -> dict[int, int]:
@@ -143,21 +144,21 @@ def _convolutionize_sequential(model: nn.Module) -> ConvolutionizedNet:
     if isinstance(pool, nn.AdaptiveAvgPool2d):
         size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size,) * 2
         if None in size:
-            raise ValueError(f"convolutionize: {name}.avgpool keeps a free dimension {size}")
+            raise ConfigError(f"convolutionize: {name}.avgpool keeps a free dimension {size}")
         k = (int(size[0]), int(size[1]))
         if first.in_features % (k[0] * k[1]):
-            raise ValueError(f"convolutionize: {name}: {first.in_features} inputs of the first "
+            raise ConfigError(f"convolutionize: {name}: {first.in_features} inputs of the first "
                              f"linear layer do not fit a {k[0]}x{k[1]} map")
         channels = first.in_features // (k[0] * k[1])
     elif pool is None or isinstance(pool, nn.Identity):
         channels = _out_channels(model.features)
         side = math.isqrt(first.in_features // channels) if channels else 0
         if not channels or channels * side * side != first.in_features:
-            raise ValueError(f"convolutionize: {name}: cannot infer the square map feeding "
+            raise ConfigError(f"convolutionize: {name}: cannot infer the square map feeding "
                              f"the first linear layer ({first.in_features} inputs)")
         k = (side, side)
     else:
-        raise ValueError(f"convolutionize: {name}.avgpool is {type(pool).__name__}, "
+        raise ConfigError(f"convolutionize: {name}.avgpool is {type(pool).__name__}, "
                          "expected AdaptiveAvgPool2d or none")
     nonlinear_head = len(linears) > 1
     head: list[nn.Module] = []
@@ -172,7 +173,7 @@ def _convolutionize_sequential(model: nn.Module) -> ConvolutionizedNet:
         elif isinstance(m, _ELEMENTWISE):
             head.append(m)
         else:
-            raise ValueError(f"convolutionize: {name}.classifier holds a {type(m).__name__}, "
+            raise ConfigError(f"convolutionize: {name}.classifier holds a {type(m).__name__}, "
                              "which has no convolutional equivalent here")
     if k == (1, 1) and nonlinear_head:
         # A global-pooling net with a multi-layer head: non-linearities between the layers
@@ -206,14 +207,14 @@ def convolutionize(model: nn.Module) -> ConvolutionizedNet:
         return _convolutionize_sequential(model)
     if isinstance(model, ConvNet):
         if type(model).forward_head is not ConvNet.forward_head:
-            raise ValueError(f"convolutionize: {type(model).__name__} has its own forward_head; "
+            raise ConfigError(f"convolutionize: {type(model).__name__} has its own forward_head; "
                              "only the standard global-pool + linear head is supported")
         fc = model.get_classifier()
         if not isinstance(fc, nn.Linear):
-            raise ValueError(f"convolutionize: {type(model).__name__}'s classifier is not Linear")
+            raise ConfigError(f"convolutionize: {type(model).__name__}'s classifier is not Linear")
         return ConvolutionizedNet(_Features(model), nn.Identity(),
                                   _linear_as_conv(fc, fc.in_features, (1, 1)))
-    raise ValueError(f"convolutionize: {type(model).__name__} is neither a VGG/AlexNet-style "
+    raise ConfigError(f"convolutionize: {type(model).__name__} is neither a VGG/AlexNet-style "
                      "network (features, avgpool, classifier) nor a convnets ConvNet")
 
 
@@ -271,7 +272,7 @@ def _views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None, x:
         xs = _rescale(x, q)
         h, w = xs.shape[-2:]
         if "crop" in mode and (crop[0] > h or crop[1] > w):
-            raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the image {h}x{w}")
+            raise ConfigError(f"crop {crop[0]}x{crop[1]} is larger than the image {h}x{w}")
         if "ten_crop" in mode:
             crops = torch.cat(ten_crop(xs, list(crop)))  # 10 * B images, one forward per model
             for net in nets:
@@ -295,7 +296,8 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
              device: str | torch.device = "cpu", mode: str = "center",
              scales: Sequence[int] | None = None, crop_size: int | tuple[int, int] | None = None,
              flip: bool = True, grid: int = 5, amp_dtype: torch.dtype | None = None,
-             num_classes: int | None = None) -> dict:
+             num_classes: int | None = None,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
     """Evaluate ``model`` (or an ensemble: a list of models, softmax outputs averaged) on
     ``loader``'s ``(images, labels)`` batches.
 
@@ -310,12 +312,18 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     ``device``, put in eval mode and restored to their training flags afterwards;
     ``amp_dtype`` (e.g. ``torch.bfloat16``) enables autocast.
 
-    Returns ``top1``, ``top5`` (error, %), ``loss`` (mean cross-entropy, nats), ``n``,
-    ``confusion`` (int64 tensor [true, predicted]) and ``per_class_accuracy`` (float
-    tensor, %, NaN for classes absent from the data).
+    In data-parallel runs each process passes its own shard of the test set (every image
+    in exactly one shard) and ``reduce``, which sums a tensor over the processes (an
+    all-reduce); the counts are summed before any rate is computed, so the result is
+    that of one process over the whole set. ``num_classes`` is then required, since a
+    process may hold no images at all.
+
+    Returns ``top1_err``, ``top5_err`` (error, %), ``loss`` (mean cross-entropy, nats),
+    ``n``, ``confusion`` (int64 tensor [true, predicted]) and ``per_class_acc`` (float
+    tensor: accuracy per true class, %, NaN for classes absent from the data).
     """
     if mode not in EVAL_MODES:
-        raise ValueError(f"unknown evaluation mode {mode!r}; choose from {', '.join(EVAL_MODES)}")
+        raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(EVAL_MODES)}")
     nets = list(model) if isinstance(model, (list, tuple)) else [model]
     device = torch.device(device)
     for net in nets:
@@ -324,8 +332,10 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
     scale_list: list[int | None] = list(scales) if scales else [None]
 
-    confusion = None
-    loss_sum, n = 0.0, 0
+    if reduce is not None and num_classes is None:
+        raise ValueError("evaluate: num_classes is needed to reduce over processes")
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64) if num_classes else None
+    loss_sum, n, top_hits = 0.0, 0, {1: 0, 5: 0}
     with _EvalMode(nets), torch.inference_mode():
         for batch in loader:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
@@ -335,22 +345,25 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
             # log of the mean of the views' probabilities, computed stably
             logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
             if confusion is None:
-                classes = num_classes or logp.shape[1]
-                confusion = torch.zeros(classes, classes, dtype=torch.int64)
-                top_hits = {1: 0, 5: 0}
+                confusion = torch.zeros(logp.shape[1], logp.shape[1], dtype=torch.int64)
             loss_sum += F.nll_loss(logp, y, reduction="sum").item()
             for k, hits in _topk_hits(logp, y, (1, 5)).items():
                 top_hits[k] += hits
-            confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), classes)
+            confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), len(confusion))
             n += len(y)
+    if reduce is not None:
+        sums = reduce(torch.tensor([loss_sum, top_hits[1], top_hits[5], n], dtype=torch.float64,
+                                   device=device)).tolist()
+        loss_sum, top_hits, n = sums[0], {1: round(sums[1]), 5: round(sums[2])}, round(sums[3])
+        confusion = reduce(confusion.to(device)).cpu()
     if n == 0:
-        raise ValueError("evaluate: the loader gave no data")
+        raise DataError("evaluate: the test data holds no images")
     support = confusion.sum(1)
     per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
                             torch.tensor(float("nan"), dtype=torch.float64))
-    return {"top1": 100.0 * (1 - top_hits[1] / n), "top5": 100.0 * (1 - top_hits[5] / n),
+    return {"top1_err": 100.0 * (1 - top_hits[1] / n), "top5_err": 100.0 * (1 - top_hits[5] / n),
             "loss": loss_sum / n, "n": n, "confusion": confusion,
-            "per_class_accuracy": per_class.float()}
+            "per_class_acc": per_class.float()}
 
 
 def _dense_net(net: nn.Module) -> nn.Module:
@@ -358,7 +371,7 @@ def _dense_net(net: nn.Module) -> nn.Module:
     itself on the whole image (its global pooling already averages over positions)."""
     try:
         return convolutionize(net)
-    except ValueError:
+    except ConfigError:
         if isinstance(net, ConvNet):
             return _AsScoreMap(net)
         raise

@@ -1,0 +1,178 @@
+"""What a trained network needs to be asked about a new image: ``inference.json``.
+
+A run directory travels: ``predict``, ``visualize`` and ``transfer`` work on a machine
+that has the run and no training data. ``fit`` therefore writes, when a run starts,
+``inference.json`` beside ``config.json``::
+
+    {"format": 1, "model": "resnet20", "num_classes": 10, "classes": ["0", ..., "9"],
+     "input_size": [3, 32, 32], "mean": [0.33, 0.33, 0.33], "std": [0.42, 0.42, 0.42],
+     "preset": "digits", "data": "digits"}
+
+``mean``/``std`` are per channel of the model's input (the data's statistics adapted to
+it as the training transform did: grey replicated, RGB to luma). ``preset`` names the
+evaluation pipeline, which :func:`convnets.data.build_transform` derives from the
+preset, the input size and the normalisation alone, all recorded here: for ``digits``
+a bilinear resize to the input size, for ``cifar`` a resize, for ``imagenet`` the
+shorter side to 256/224 of the input and a central crop. ``data`` is the training data
+spec, for the record only. The file is validated whenever it is read: anything
+malformed is a one-line :class:`~convnets.errors.RunDirError`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from ..errors import RunDirError
+
+__all__ = ["INFERENCE_FILE", "InferenceSpec", "save_inference_spec", "load_inference_spec",
+           "spec_from_dataset", "spec_without_run"]
+
+INFERENCE_FILE = "inference.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """Class names, input size, normalisation and evaluation preset of a network."""
+
+    model: str
+    classes: tuple[str, ...]
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    preset: str
+    data: str | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def transform(self) -> Callable:
+        """The evaluation pipeline: a PIL image or (C, H, W) tensor in, the model's input out."""
+        from ..data import build_transform
+
+        return build_transform(self.preset, train=False, input_size=self.input_size,
+                               mean=self.mean, std=self.std)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {"format": FORMAT, "model": d.pop("model"), "num_classes": self.num_classes,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> "InferenceSpec":
+        """Validate ``raw`` (parsed JSON); a RunDirError names ``where`` and the first fault."""
+        from ..data import list_presets
+        from ..errors import UnknownModelError
+        from ..models import model_info
+
+        def bad(what: str) -> RunDirError:
+            return RunDirError(f"{where}: {what}")
+
+        if not isinstance(raw, dict):
+            raise bad("does not hold a JSON object")
+        if raw.get("format") != FORMAT:
+            raise bad(f"format {raw.get('format')!r} is not {FORMAT} (written by another convnets?)")
+        missing = [k for k in ("model", "num_classes", "classes", "input_size", "mean", "std",
+                               "preset") if k not in raw]
+        if missing:
+            raise bad(f"lacks {', '.join(missing)}")
+        try:
+            model = model_info(raw["model"]).name if isinstance(raw["model"], str) else None
+        except UnknownModelError:
+            model = None
+        if model is None:
+            raise bad(f"model {raw['model']!r} is not a registered model")
+        classes, n = raw["classes"], raw["num_classes"]
+        if not _whole(n) or n < 1:
+            raise bad(f"num_classes must be a positive whole number, got {n!r}")
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise bad("classes must be a list of names")
+        if len(classes) != n:
+            raise bad(f"holds {len(classes)} class names for num_classes {n}")
+        size = raw["input_size"]
+        if (not isinstance(size, list) or len(size) != 3 or not all(_whole(v) for v in size)
+                or size[0] not in (1, 3) or min(size) < 1):
+            raise bad(f"input_size must be [C, H, W] with C 1 or 3, got {size!r}")
+        for key in ("mean", "std"):
+            v = raw[key]
+            if (not isinstance(v, list) or len(v) != size[0]
+                    or not all(_number(x) for x in v)):
+                raise bad(f"{key} must be {size[0]} finite numbers (one per input channel), "
+                          f"got {v!r}")
+        if min(raw["std"]) <= 0:
+            raise bad(f"std must be positive, got {raw['std']!r}")
+        if raw["preset"] not in list_presets():
+            raise bad(f"preset {raw['preset']!r} is not one of {', '.join(list_presets())}")
+        data = raw.get("data")
+        if data is not None and not isinstance(data, str):
+            raise bad(f"data must be a dataset spec or null, got {data!r}")
+        return cls(model, tuple(classes), tuple(size), tuple(float(x) for x in raw["mean"]),
+                   tuple(float(x) for x in raw["std"]), raw["preset"], data)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def save_inference_spec(run_dir: str, spec: InferenceSpec) -> None:
+    from .checkpoint import atomic_write
+
+    text = json.dumps(spec.to_dict(), indent=2) + "\n"
+    atomic_write(os.path.join(run_dir, INFERENCE_FILE), lambda f: f.write(text.encode()))
+
+
+def load_inference_spec(path: str) -> InferenceSpec:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise RunDirError(f"no {INFERENCE_FILE}: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path} is not valid JSON: {err}") from None
+    return InferenceSpec.from_dict(raw, path)
+
+
+def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int],
+                      data: str | None) -> InferenceSpec | None:
+    """The spec of a network trained on ``dataset`` (as open_dataset returns it, which
+    records its preset and normalisation); None for a dataset that does not say them
+    (one made in Python with a transform of its own)."""
+    from ..data.transforms import match_stats
+
+    if getattr(dataset, "preset", None) is None or getattr(dataset, "mean", None) is None:
+        return None
+    mean, std = match_stats(dataset.mean, dataset.std, input_size[0])
+    classes = tuple(getattr(dataset, "classes", None) or ())
+    return InferenceSpec(model, classes, tuple(input_size), tuple(mean), tuple(std),
+                         dataset.preset, data)
+
+
+def spec_without_run(model: str, num_classes: int,
+                     input_size: tuple[int, int, int] | None = None) -> InferenceSpec:
+    """For weights that come without a run (torchvision's, timm's, or a bare model name):
+    the conventions of the data the model's paper used. ImageNet models: the 1,000
+    ImageNet names, the ImageNet statistics and the ``imagenet`` evaluation (resize to
+    256/224 of the input, centre crop), as torchvision and timm publish them; CIFAR
+    models: the CIFAR-10 statistics and ``cifar``. Heads of other sizes are named by
+    their indices."""
+    from ..data.datasets import CIFAR10_MEAN, CIFAR10_STD
+    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, match_stats
+    from ..models import model_info
+    from ..models.classes import imagenet_classes
+
+    info = model_info(model)
+    size = tuple(input_size or info.input_size)
+    cifar = info.dataset.startswith("cifar")
+    stats = (CIFAR10_MEAN, CIFAR10_STD) if cifar else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = match_stats(*stats, size[0])
+    classes = imagenet_classes() if num_classes == 1000 else [str(k) for k in range(num_classes)]
+    return InferenceSpec(info.name, tuple(classes), size, tuple(mean), tuple(std),
+                         "cifar" if cifar else "imagenet", None)

@@ -1,0 +1,118 @@
+"""inference.json: written when a run starts, checked whenever it is read."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convnets
+from convnets.cli import main
+from convnets.engine import train as train_module
+from convnets.engine.config import TrainConfig
+from convnets.engine.inference_spec import INFERENCE_FILE, load_inference_spec, spec_without_run
+from convnets.engine.train import fit
+from convnets.errors import RunDirError
+from convnets.inspect.predict import Predictor
+
+
+def _quiet(_):
+    pass
+
+
+def _cfg(**kw):
+    base = dict(model="resnet20", data="synthetic:32:5", input_size=[3, 8, 8], epochs=2,
+                batch_size=16, workers=0, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_run_records_its_classes_size_normalisation_and_preset_before_training(tmp_path,
+                                                                                 monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupted)
+    run = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg(data="digits:5,7,9", input_size=[1, 32, 32], model="lenet5"), run, log=_quiet)
+    raw = json.load(open(os.path.join(run, INFERENCE_FILE)))
+    assert raw["format"] == 1 and raw["model"] == "lenet5" and raw["data"] == "digits:5,7,9"
+    assert raw["num_classes"] == 3 and raw["classes"] == ["5", "7", "9"]
+    assert raw["input_size"] == [1, 32, 32] and raw["preset"] == "digits"
+    # the digits' training statistics at 32x32 (all ten classes), recomputed here
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    tr, _ = train_test_split(np.arange(1797), test_size=360, random_state=0, stratify=d.target)
+    up = F.interpolate(torch.from_numpy(d.images[np.sort(tr)] / 16.0).unsqueeze(1), size=(32, 32),
+                       mode="bilinear", align_corners=False)
+    assert raw["mean"] == [pytest.approx(up.mean().item())]
+    assert raw["std"] == [pytest.approx(up.std(unbiased=False).item())]
+
+
+def test_a_resumed_old_run_gets_the_file(tmp_path):
+    run = str(tmp_path / "old")
+    fit(_cfg(), run, until_epoch=1, log=_quiet, progress=False)
+    os.remove(os.path.join(run, INFERENCE_FILE))
+    fit(_cfg(), run, resume=True, log=_quiet, progress=False)
+    spec = load_inference_spec(os.path.join(run, INFERENCE_FILE))
+    assert spec.classes == ("0", "1", "2", "3", "4") and spec.preset == "none"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("spec") / "run")
+    fit(_cfg(epochs=1), run, log=_quiet, progress=False)
+    return run
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda raw: "{not json", "is not valid JSON"),
+    (lambda raw: [1, 2], "does not hold a JSON object"),
+    (lambda raw: {**raw, "format": 7}, "format 7 is not 1"),
+    (lambda raw: {k: v for k, v in raw.items() if k != "classes"}, "lacks classes"),
+    (lambda raw: {**raw, "model": "resnet99"}, "'resnet99' is not a registered model"),
+    (lambda raw: {**raw, "model": "resnet32"}, "describes a resnet32 at 3x8x8, but the run trains"),
+    (lambda raw: {**raw, "classes": raw["classes"][:4]}, "holds 4 class names for num_classes 5"),
+    (lambda raw: {**raw, "classes": [1, 2, 3, 4, 5]}, "classes must be a list of names"),
+    (lambda raw: {**raw, "num_classes": 6, "classes": raw["classes"] + ["x"]},
+     "names 6 classes, but the weights have 5"),
+    (lambda raw: {**raw, "input_size": [3, 8]}, "input_size must be [C, H, W]"),
+    (lambda raw: {**raw, "input_size": [3, 16, 16]}, "at 3x16x16, but the run trains a resnet20 at 3x8x8"),
+    (lambda raw: {**raw, "mean": [0.5]}, "mean must be 3 finite numbers"),
+    (lambda raw: {**raw, "std": [1.0, 0.0, 1.0]}, "std must be positive"),
+    (lambda raw: {**raw, "std": [1.0, None, 1.0]}, "std must be 3 finite numbers"),
+    (lambda raw: {**raw, "preset": "fancy"}, "preset 'fancy' is not one of"),
+    (lambda raw: {**raw, "data": 3}, "data must be a dataset spec or null"),
+])
+def test_a_tampered_file_is_one_line(run_dir, tmp_path, capsys, tamper, message):
+    run = str(tmp_path / "tampered")
+    shutil.copytree(run_dir, run)
+    path = os.path.join(run, INFERENCE_FILE)
+    changed = tamper(json.load(open(path)))
+    with open(path, "w") as f:
+        f.write(changed if isinstance(changed, str) else json.dumps(changed))
+    with pytest.raises(RunDirError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        Predictor.from_target(run, device="cpu")
+    assert "\n" not in str(info.value)
+    (tmp_path / "x.png").write_bytes(b"")
+    assert main(["predict", run, str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_weights_without_a_run_follow_their_datasets_conventions():
+    imagenet = spec_without_run("resnet18", 1000)
+    assert imagenet.classes == tuple(convnets.imagenet_classes()) and imagenet.preset == "imagenet"
+    assert imagenet.mean == (0.485, 0.456, 0.406) and imagenet.input_size == (3, 224, 224)
+    cifar = spec_without_run("resnet20", 10)
+    assert cifar.classes == tuple(str(k) for k in range(10)) and cifar.preset == "cifar"
+    assert cifar.mean == pytest.approx((0.4914, 0.4822, 0.4465))
+    grey = spec_without_run("lenet5", 10)  # one input channel: the luma of the RGB statistics
+    assert grey.mean == pytest.approx((0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406,))
+    assert spec_without_run("resnet18", 7).classes == tuple("0123456")
