@@ -198,3 +198,20 @@ def test_two_processes_report_the_bad_files_of_both(tmp_path):
     expected = [(str(root / "c" / "1.png"), "not an image"), (str(root / "c" / "4.png"), "empty")]
     assert got[0]["every"] == got[1]["every"] == expected
     assert got[0]["after"] == got[1]["after"] == 0  # counting starts afresh
+
+
+def test_max_pixels_skips_larger_images_and_names_them(tmp_path):
+    root = tmp_path / "d"
+    for cls in ("a", "b"):
+        for k in range(3):
+            _png(root / "train" / cls / f"small{k}.png")
+        _png(root / "val" / cls / "small.png")
+    big = root / "train" / "a" / "big.png"
+    Image.new("RGB", (40, 40), (50, 50, 50)).save(big)  # 1600 pixels
+    fit(_cfg(f"folder:{root}", max_pixels=1000), str(tmp_path / "run"), log=lambda _: None,
+        progress=False)
+    listed = (tmp_path / "run" / "bad_files.txt").read_text().splitlines()
+    assert listed == [f"{big}\ttoo large"]
+    # Without the bound the same file is read.
+    fit(_cfg(f"folder:{root}"), str(tmp_path / "run2"), log=lambda _: None, progress=False)
+    assert not (tmp_path / "run2" / "bad_files.txt").exists()

@@ -150,6 +150,10 @@ class TrainConfig:
                                   check=_at_least(0), metavar="M")
     workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
                         resume=True)
+    max_pixels: int = _opt(50_000_000, "refuse image files of more pixels than this (each is "
+                           "skipped and named like any unreadable file; large JPEGs are decoded "
+                           "at a reduced scale instead)", flag="--max-pixels",
+                           check=_at_least(1), resume=True)
     seed: int = _opt(0, "random seed", flag="--seed")
     deterministic: bool = _opt(False, "deterministic algorithms (bit-exact resume on the CPU)",
                                flag="--deterministic")

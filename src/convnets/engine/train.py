@@ -175,7 +175,7 @@ def _seed_everything(seed: int) -> None:
 def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
     from ..data import open_dataset
 
-    kw = dict(input_size=input_size, preset=cfg.preset)
+    kw = dict(input_size=input_size, preset=cfg.preset, max_pixels=cfg.max_pixels)
     return (open_dataset(cfg.data, "train", train_transform=True, **kw),
             open_dataset(cfg.data, "test", train_transform=False, **kw))
 
