@@ -36,6 +36,10 @@ def _finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _none_as_nan(value: Any) -> Any:
     return math.nan if value is None else value
 
@@ -58,6 +62,10 @@ def read_history(path: str, upto: int | None = None) -> list[dict]:
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
                 raise RunDirError(f"{path}, line {number}, is not a metrics row (no epoch number)")
             row = {_RENAMED.get(k, k): _none_as_nan(v) for k, v in row.items()}
+            for key, value in row.items():
+                if (key in METRIC_KEYS or key.endswith(("_err", "_loss"))) and not _is_number(value):
+                    raise RunDirError(f"{path}, line {number}: {key} is {json.dumps(value)}, "
+                                      "not a number")
             # A row from another version may lack a metric: it reads as not measured.
             rows.append({**{k: math.nan for k in METRIC_KEYS}, **row})
     rows = [r for r in rows if upto is None or r["epoch"] <= upto]
