@@ -50,6 +50,10 @@ def test_summary_at_another_input_size(capsys):
     (["models", "--colour"], "unrecognized arguments"),
     (["models", "zzz"], "no model matches"),
     (["frobnicate"], "invalid choice"),
+    (["train", "--preset", "nosuch"], "--preset 'nosuch' is unknown; choose from"),
+    (["train", "--max-pixels", "0"], "--max-pixels must be at least 1"),
+    (["train", "--milestones", "5,3"], "--milestones must be positive epochs in non-decreasing"),
+    (["export-images", "digits", "never-written", "--per-class", "0"], "--per-class must be at least 1"),
 ])
 def test_user_errors_are_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -35,7 +35,7 @@ def test_list_presets_describes_each():
     presets = list_presets()
     assert {"cifar", "gunn-cifar", "imagenet", "fb-resnet", "alexnet", "digits"} <= set(presets)
     assert all(isinstance(d, str) and d and "\n" not in d for d in presets.values())
-    with pytest.raises(ValueError, match="unknown transform preset"):
+    with pytest.raises(ValueError, match="preset .nope. is unknown"):
         build_transform("nope", train=True, input_size=(3, 32, 32), mean=MEAN, std=STD)
 
 

@@ -53,7 +53,7 @@ def test_train_flags_are_generated_from_the_fields():
     ("epochs", "3", "epochs must be a whole number"),
     ("epochs", True, "epochs must be a whole number"),
     ("milestones", None, "milestones must be given"),
-    ("milestones", [5, 3], "milestones must be increasing"),
+    ("milestones", [5, 3], "milestones must be positive epochs in non-decreasing order"),
     ("model", 5, "model must be a string"),
     ("nesterov", 1, "nesterov must be true or false"),
     ("schedule", "linear", "schedule must be one of step, cosine"),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 __all__ = ["export_images", "to_pil"]
 
@@ -44,7 +44,7 @@ def export_images(spec: str | None, out: str, *, split: str = "test",
     from .datasets import open_dataset
 
     if per_class is not None and per_class < 1:
-        raise DataError(f"per_class must be at least 1, got {per_class}")
+        raise ConfigError.of("per_class", f"must be at least 1, got {per_class}")
     if spec is not None and str(spec).startswith("synthetic"):
         raise DataError("synthetic data are random tensors, not images: nothing to export")
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):

@@ -25,6 +25,8 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..errors import ConfigError
+
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
     "ColorJitter", "Jigsaw", "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT",
@@ -275,7 +277,7 @@ def _geometry(preset: str, train: bool, h: int, w: int) -> list:
         return [ShorterSideResize(side), v2.CenterCrop(side)]
     if preset == "none":
         return [v2.Resize((h, w), antialias=True)]
-    raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
+    raise ConfigError.of("preset", f"{preset!r} is unknown; choose from {', '.join(_PRESETS)}")
 
 
 def _colour(preset: str) -> list:
@@ -331,7 +333,7 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     """
     c, h, w = input_size
     if preset not in _PRESETS:
-        raise ValueError(f"unknown transform preset {preset!r}; choose from {', '.join(_PRESETS)}")
+        raise ConfigError.of("preset", f"{preset!r} is unknown; choose from {', '.join(_PRESETS)}")
     mean_c, std_c = match_stats(mean, std, c)
     ops = [_ToImage(), *_geometry(preset, train, h, w), v2.ToDtype(torch.float32, scale=True)]
     if train:
