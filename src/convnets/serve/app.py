@@ -157,8 +157,8 @@ def _png(rgb: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _heat_rgb(prob: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
-    """The map (rows, cols) as an RGB picture over the input: cell (i, j) covers pixels
+def _heat_rgba(prob: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
+    """The map (rows, cols) as an RGBA picture to lay over the input: cell (i, j) covers pixels
     ``[i*stride, (i+1)*stride)``. The lowest probability on the map (what the class needs
     most) is brightest, the highest black: scaled to the map's own range, as the paper's
     Fig. 7 is, since a confident network's probabilities may move only in the third
@@ -168,7 +168,11 @@ def _heat_rgb(prob: np.ndarray, height: int, width: int, stride: int) -> np.ndar
     low, high = float(prob.min()), float(prob.max())
     need = (high - prob) / (high - low) if high - low > 1e-12 else np.zeros_like(prob)
     cells = np.repeat(np.repeat(need, stride, axis=0), stride, axis=1)[:height, :width]
-    return (colormaps["inferno"](cells)[..., :3] * 255).round().astype(np.uint8)
+    rgba = colormaps["inferno"](cells)
+    # Opaque where needed, clear where not: laid over the input, the parts the class
+    # does not need keep their own look instead of being darkened.
+    rgba[..., 3] = 0.85 * cells
+    return (rgba * 255).round().astype(np.uint8)
 
 
 # --- the app -------------------------------------------------------------------------------
@@ -296,7 +300,7 @@ def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float 
                 "probability": float(result.probs[result.target]),
                 "patch": result.patch, "stride": result.stride,
                 "prob": result.prob.astype(float).round(6).tolist(),
-                "heatmap_png": _png(_heat_rgb(result.prob, h, w, result.stride)),
+                "heatmap_png": _png(_heat_rgba(result.prob, h, w, result.stride)),
                 "input_png": _png(view)}
 
     app.add_middleware(_LimitBody, max_bytes=max_bytes)
