@@ -263,8 +263,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
                              ("--max-bytes", args.max_bytes, 1), ("--max-pixels", args.max_pixels, 1)):
         if value < low:
             raise UserError(f"{flag} must be at least {low}, got {value}")
-    if not args.max_wait_ms >= 0:
-        raise UserError(f"--max-wait-ms must be at least 0, got {args.max_wait_ms}")
+    if not 0 <= args.max_wait_ms < float("inf"):
+        raise UserError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
     sock = bind(args.host, args.port)  # first: a port in use is said before a model loads
     try:
         predictor = Predictor.from_target(args.target, model=args.model, device=args.device,

@@ -1,7 +1,6 @@
 """The JSON API of a real server against the library's own answers for the same images."""
 import base64
 import io
-import json
 
 import numpy as np
 import pytest

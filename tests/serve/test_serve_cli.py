@@ -35,8 +35,21 @@ def test_run_dir_without_config(capsys, tmp_path):
 @pytest.mark.parametrize("argv, words", [(["--port", "70000"], ["--port", "65535"]),
                                          (["--max-batch", "0"], ["--max-batch"]),
                                          (["--max-wait-ms", "-1"], ["--max-wait-ms"]),
+                                         (["--max-wait-ms", "inf"], ["--max-wait-ms"]),
                                          (["--workers", "0"], ["--workers"]),
                                          (["--max-bytes", "0"], ["--max-bytes"]),
                                          (["--host", "no.such.host.invalid"], ["--host"])])
 def test_bad_options(capsys, argv, words):
     _one_line_exit_2(capsys, ["serve", "resnet20", *argv], *words)
+
+
+@pytest.mark.parametrize("options", [dict(max_batch=0), dict(workers=0), dict(max_bytes=-1),
+                                     dict(max_pixels=0), dict(max_batch=2.5),
+                                     dict(max_wait_ms=-1.0), dict(max_wait_ms=float("nan"))])
+def test_create_app_refuses_bad_settings(predictor, options):
+    from convnets.errors import ConfigError
+    from convnets.serve import create_app
+
+    name = next(iter(options))
+    with pytest.raises(ConfigError, match=name):
+        create_app(predictor, **options)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import logging
+import math
 import os
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -38,15 +38,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..data.images import BadImageError, load_rgb
-from ..errors import ConvnetsError
+from ..data.images import load_rgb
+from ..errors import ConfigError, ConvnetsError
 from ..inspect.predict import Predictor
 from .batching import Batcher
 
 __all__ = ["create_app", "ServeError", "BodyTooLarge", "UnsupportedMediaType",
            "DEFAULT_MAX_PIXELS", "MAX_OCCLUSION_POSITIONS"]
-
-log = logging.getLogger("convnets.serve")
 
 # 25 megapixels: a 6,000 x 4,000 camera picture fits (phones take 12); decoded, about
 # 100 MB, of which at most ``workers`` exist at once. The library's own default for
@@ -185,12 +183,13 @@ def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float 
     from ..inspect.visualize import occlusion
     from ..inspect.visualize.common import to_display
 
-    for name, value, low in (("max_batch", max_batch, 1), ("workers", workers, 1),
-                             ("max_bytes", max_bytes, 1), ("max_pixels", max_pixels, 1)):
-        if not isinstance(value, int) or value < low:
-            raise ServeError(f"{name} must be a whole number of at least {low}, got {value!r}")
-    if not max_wait_ms >= 0:
-        raise ServeError(f"max_wait_ms must be at least 0, got {max_wait_ms!r}")
+    for name, value in (("max_batch", max_batch), ("workers", workers),
+                        ("max_bytes", max_bytes), ("max_pixels", max_pixels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError.of(name, f"must be a whole number of at least 1, got {value!r}")
+    if not 0 <= max_wait_ms < math.inf:
+        raise ConfigError.of("max_wait_ms", f"must be a finite number of at least 0, got "
+                             f"{max_wait_ms!r}")
     served = _Model(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers,
                     max_pixels=max_pixels)
     page = resources.files(__package__).joinpath("page", "index.html").read_text(encoding="utf-8")
