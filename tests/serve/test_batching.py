@@ -72,16 +72,51 @@ def test_batcher_gathers_up_to_max_batch():
     assert stats == {"forward_passes": 3, "images": 10, "largest_batch": 4}
 
 
-def test_a_lone_request_waits_at_most_max_wait():
+def test_a_lone_request_does_not_wait_when_nobody_is_arriving():
     async def main():
-        b = Batcher(lambda x: x, max_batch=32, max_wait_ms=0)
+        b = Batcher(lambda x: x, max_batch=32, max_wait_ms=60_000)
         b.start()
-        y = await b.submit(torch.ones(2))
+        y = await asyncio.wait_for(b.submit(torch.ones(2)), 10)  # not the minute
         await b.stop()
         return y, b.snapshot()
 
     y, stats = _run(main())
     assert y.tolist() == [1.0, 1.0] and stats["forward_passes"] == 1
+
+
+def test_a_batch_waits_for_an_announced_request():
+    seen = []
+
+    def forward(x):
+        seen.append(len(x))
+        return x
+
+    async def main():
+        b = Batcher(forward, max_batch=8, max_wait_ms=60_000)
+        b.start()
+        with b.arriving():  # a request still reading its body
+            first = b.enqueue(torch.zeros(1))
+            await asyncio.sleep(0.1)
+            assert not first.done()  # held back for the announced one
+            second = b.enqueue(torch.ones(1))
+        out = [float(await first), float(await second)]
+        await b.stop()
+        return out
+
+    assert _run(main()) == [0.0, 1.0]
+    assert seen == [2]
+
+
+def test_a_batch_waits_at_most_max_wait_for_an_announced_request():
+    async def main():
+        b = Batcher(lambda x: x, max_batch=8, max_wait_ms=50)
+        b.start()
+        with b.arriving():  # announced, and never comes
+            y = await asyncio.wait_for(b.submit(torch.ones(1)), 10)
+        await b.stop()
+        return y
+
+    assert _run(main()).tolist() == [1.0]
 
 
 def test_forward_runs_off_the_event_loop():

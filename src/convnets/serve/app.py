@@ -266,8 +266,9 @@ def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float 
     async def predict(request: Request,
                       topk: int = Query(5, ge=1, le=1000, description="classes to return")) -> dict:
         """The top-k classes of one image, most probable first."""
-        x = await served.input_of(request)
-        probs = await served.batcher.submit(x)
+        with served.batcher.arriving():
+            waiting = served.batcher.enqueue(await served.input_of(request))
+        probs = await waiting
         values, indices = probs.topk(min(topk, len(predictor.classes)))
         return {"model": predictor.model_name,
                 "topk": [{"index": i, "class": predictor.classes[i], "probability": v}

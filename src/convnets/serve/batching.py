@@ -5,9 +5,11 @@ one (the weights are read once, the matrix products are wider), so a server that
 each request alone wastes most of its machine as soon as clients overlap. The
 :class:`Batcher` queues the preprocessed images of concurrent requests and runs them
 as one batch when ``max_batch`` images are waiting or ``max_wait_ms`` has passed since
-the first of them arrived, whichever comes first; a lone request therefore waits at
-most ``max_wait_ms`` for company. While a forward pass runs, new requests queue, and
-the next pass takes them all at once: under load, batches grow by themselves.
+the first of them arrived, whichever comes first. It waits only for requests that are
+on their way (being read and decoded, announced with :meth:`Batcher.arriving`): when
+none is, the batch runs at once, so a lone client pays no waiting time. While a forward
+pass runs, new requests queue, and the next pass takes them all at once: under load,
+batches grow by themselves.
 
 The forward pass runs on one dedicated thread, never on the event loop, so that the
 server keeps accepting connections, decoding uploads and answering ``/healthz`` while
@@ -18,10 +20,11 @@ model's layers) is queued on the same thread through :meth:`Batcher.run_alone`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
@@ -70,6 +73,7 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="convnets-model")
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self._arriving = 0  # requests announced and not yet queued (read on the loop only)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -93,14 +97,29 @@ class Batcher:
 
     # --- use -----------------------------------------------------------------------------
 
-    async def submit(self, x: torch.Tensor) -> torch.Tensor:
-        """The output of ``forward`` for the single input ``x`` (without its batch axis),
-        computed in a batch with whatever else arrives meanwhile."""
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Announce a request that will :meth:`enqueue` an input soon (its body is being
+        read and decoded): until it does, or gives up, batches wait for it up to
+        ``max_wait_ms``. Use on the event loop's thread."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
+    def enqueue(self, x: torch.Tensor) -> asyncio.Future:
+        """Queue the single input ``x`` (without its batch axis); the future gets its row
+        of ``forward``'s output, computed in a batch with whatever else is queued."""
         if self._queue is None:
             raise RuntimeError("Batcher.start() has not been called")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((x, future))
-        return await future
+        self._queue.put_nowait((x, future))
+        return future
+
+    async def submit(self, x: torch.Tensor) -> torch.Tensor:
+        """``await enqueue(x)``: the output of ``forward`` for ``x``."""
+        return await self.enqueue(x)
 
     async def run_alone(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the model thread, between batches, never beside one."""
@@ -119,7 +138,7 @@ class Batcher:
                     batch.append(self._queue.get_nowait())
                     continue
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or self._arriving == 0:  # time is up, or nobody is coming
                     break
                 try:
                     batch.append(await _get_within(self._queue, left))
