@@ -524,8 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32,
                    help="most images in one forward pass (default 32; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=10.0,
-                   help="how long a request waits for others to share its forward pass "
-                        "(default 10)")
+                   help="longest a forward pass waits for requests on their way to join it "
+                        "(default 10; it never waits when none is)")
     p.add_argument("--workers", type=int, default=2,
                    help="threads decoding uploaded images at once (default 2)")
     p.add_argument("--max-bytes", type=int, default=10_000_000,
