@@ -255,6 +255,34 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise DataError(f"{failed} of {len(inputs) + empty} inputs could not be predicted")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .inspect.predict import Predictor
+    from .serve import bind, create_app, serve
+
+    for flag, value, low in (("--max-batch", args.max_batch, 1), ("--workers", args.workers, 1),
+                             ("--max-bytes", args.max_bytes, 1), ("--max-pixels", args.max_pixels, 1)):
+        if value < low:
+            raise UserError(f"{flag} must be at least {low}, got {value}")
+    if not 0 <= args.max_wait_ms < float("inf"):
+        raise UserError(f"--max-wait-ms must be a finite number of at least 0, got {args.max_wait_ms}")
+    sock = bind(args.host, args.port)  # first: a port in use is said before a model loads
+    try:
+        predictor = Predictor.from_target(args.target, model=args.model, device=args.device,
+                                          ema=args.ema)
+        if not predictor.weights:
+            _note(f"note: {predictor.model_name} has no weights given; serving its untrained "
+                  "initialisation")
+        app = create_app(predictor, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         workers=args.workers, max_bytes=args.max_bytes,
+                         max_pixels=args.max_pixels)
+    except BaseException:
+        sock.close()
+        raise
+    serve(app, sock, log_level=args.log_level,
+          announce=lambda url: print(f"serving {predictor.model_name} at {url} (API: {url}docs; "
+                                     "Ctrl-C stops)", flush=True))
+
+
 def _error_line(err) -> None:
     print(f"convnets: error: {err}", file=sys.stderr)
 
@@ -482,6 +510,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="a classification service with a web page for a run, "
+                                     "weights file or model (HTTP, JSON API)")
+    p.add_argument("target", metavar="TARGET",
+                   help="run directory, weights file (.safetensors/.pt, with --model) or model name")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--ema", action="store_true", help="use a run's EMA weights")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free one)")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="most images in one forward pass (default 32; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="longest a forward pass waits for requests on their way to join it "
+                        "(default 10; it never waits when none is)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads decoding uploaded images at once (default 2)")
+    p.add_argument("--max-bytes", type=int, default=10_000_000,
+                   help="largest request body accepted, bytes (default 10000000)")
+    p.add_argument("--max-pixels", type=int, default=25_000_000,
+                   help="largest image accepted, pixels, checked before decoding (default 25000000)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="uvicorn's logging, access log included at info (default info)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export-images", help="write a dataset's images as PNG files, one folder "
                                              "per class (to try predict on)")
