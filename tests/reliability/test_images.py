@@ -244,6 +244,20 @@ def _png_bomb(path, w: int, h: int) -> None:
                      + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
+def test_a_header_past_pils_own_refusal_is_one_line_with_our_numbers():
+    # 20000 x 20000 is past twice PIL's limit, so PIL refuses it at open, before our own
+    # check sees the size; the message still gives the count and the limit in force.
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+              + chunk(b"IEND", b""))
+    with pytest.raises(BadImageError) as info:
+        load_rgb(header, max_pixels=1_000_000)
+    assert str(info.value) == ("image data: 400,000,000 pixels, more than the limit of "
+                               "1,000,000 (refused before decoding)")
+    assert info.value.reason == "too large"
+
+
 def test_a_huge_png_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
     _png_bomb(path, 12000, 12000)

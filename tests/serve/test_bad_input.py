@@ -70,7 +70,7 @@ class TestRefused:
         data = _bomb_png(20000, 20000)
         assert len(data) < 2000  # 400 megapixels declared in a few hundred bytes
         _check_refusal(server.post_image("/v1/predict", data, multipart=False), 400,
-                       "too large")
+                       "400,000,000 pixels", "limit of 25,000,000")
 
     def test_over_the_server_pixel_limit(self, server):
         data = _bomb_png(6000, 5000)  # 30 megapixels: under PIL's limits, over the server's

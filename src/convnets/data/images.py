@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import warnings
 from typing import BinaryIO
@@ -133,7 +134,12 @@ def _decode(f: BinaryIO, name: str, limit: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(f)
     except Image.DecompressionBombError as err:
-        raise BadImageError(f"{name}: too large ({err})", "too large") from None
+        # PIL refuses at open what exceeds twice its own limit, before we see the size;
+        # its message carries the pixel count, which is all a user needs from it.
+        count = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(count.group(1)):,} pixels" if count else "too many pixels"
+        raise BadImageError(f"{name}: {size}, more than the limit of {_open_limit(limit):,} "
+                            "(refused before decoding)", "too large") from None
     except UnidentifiedImageError:
         raise BadImageError(f"{name}: not an image file (or a format PIL cannot read)",
                             "not an image") from None
@@ -150,6 +156,13 @@ def _decode(f: BinaryIO, name: str, limit: int) -> Image.Image:
             raise BadImageError(f"{name}: truncated or corrupt ({_first_line(err)})",
                                 "truncated or corrupt") from None
         return to_rgb(upright)
+
+
+def _open_limit(limit: int) -> int:
+    """The pixel count above which a file is refused: ours, or PIL's own refusal at open
+    (twice ``Image.MAX_IMAGE_PIXELS``) where that is lower."""
+    pil = Image.MAX_IMAGE_PIXELS
+    return limit if pil is None else min(limit, 2 * int(pil))
 
 
 def _bound_pixels(im: Image.Image, name: str, limit: int) -> None:
