@@ -301,7 +301,7 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     from .inspect.transfer import METHODS, transfer
 
     res = transfer(args.target, args.data, args.shots, classes=args.classes, model=args.model,
-                   finetune=args.finetune, draws=args.draws, seed=args.seed, steps=args.steps,
+                   finetune=args.finetune, scratch=args.scratch, draws=args.draws, seed=args.seed, steps=args.steps,
                    device=args.device, log=None if args.json else _note)
     if args.json:
         print(json.dumps(res.as_dict()))
@@ -554,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "e.g. 5-9 or cat,dog")
     p.add_argument("--finetune", action="store_true",
                    help="also fine-tune the whole network from its trained weights")
+    p.add_argument("--no-scratch", dest="scratch", action="store_false",
+                   help="skip training from scratch (e.g. to compare the features of "
+                        "several networks against one scratch baseline)")
     p.add_argument("--draws", type=int, default=5,
                    help="draws of the training images, one seed each (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first draw (default 0)")

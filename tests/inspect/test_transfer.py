@@ -108,6 +108,11 @@ def test_cli_transfer_prints_both_errors_and_json(digits04_run, capsys):
     assert main(argv + ["--json", "--draws", "1"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["seeds"] == [0] and set(record["summary"]) == {"linear", "scratch"}
+    # --no-scratch: the same linear errors, nothing trained
+    assert main(argv + ["--json", "--draws", "1", "--no-scratch", "--finetune"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert set(alone["summary"]) == {"linear", "finetune"}
+    assert alone["errors"]["linear"] == record["errors"]["linear"]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -5,8 +5,10 @@ a new classification layer trained on Caltech-256: state-of-the-art accuracy fro
 images per class), for any network and data: the frozen network maps each image to its
 penultimate features (``forward_head(..., pre_logits=True)``), and a linear classifier
 is fitted on ``shots`` training images per class of the new data. Its test error is
-reported next to the same architecture trained from scratch on the same images and,
-on request, the network fine-tuned end to end from the trained weights, for several
+reported next to the same architecture trained from scratch on the same images (unless
+``scratch=False``: comparing the features of several networks needs the scratch baseline
+once, not per network) and, on request, the network fine-tuned end to end from the
+trained weights, for several
 draws of the training images (seeds ``seed``, ``seed + 1``, ...), as mean and standard
 deviation over the draws.
 
@@ -143,7 +145,8 @@ def _test_err(model: nn.Module, loader: DataLoader, device: torch.device) -> flo
 # --- the experiment ----------------------------------------------------------------------
 
 def transfer(target: str | Predictor, data: str, shots: int, *, classes: str | None = None,
-             model: str | None = None, finetune: bool = False, draws: int = 5, seed: int = 0,
+             model: str | None = None, finetune: bool = False, scratch: bool = True,
+             draws: int = 5, seed: int = 0,
              steps: int = 300, batch_size: int = 64, device: str = "auto",
              log: Callable[[str], None] | None = None) -> TransferResult:
     """Transfer the network ``target`` (a run directory, weights file or model name, or a
@@ -174,7 +177,7 @@ def transfer(target: str | Predictor, data: str, shots: int, *, classes: str | N
     result = TransferResult(target if isinstance(target, str) else source.model_name,
                             source.model_name, data, list(train.classes), shots,
                             [seed + d for d in range(draws)], len(test), steps)
-    for m in ["linear", "scratch"] + (["finetune"] if finetune else []):
+    for m in ["linear"] + (["scratch"] if scratch else []) + (["finetune"] if finetune else []):
         result.errors[m] = []
     for s in result.seeds:
         shot_idx = draw_shots(train.targets, shots, k, np.random.default_rng(s))
@@ -185,10 +188,11 @@ def transfer(target: str | Predictor, data: str, shots: int, *, classes: str | N
         result.errors["linear"].append(100.0 * float((predicted != test_labels.numpy()).mean()))
 
         shots_aug = Subset(train_aug, shot_idx)
-        torch.manual_seed(s)
-        scratch = create_model(source.model_name, num_classes=k)
-        _train(scratch, source.model_name, shots_aug, steps=steps, seed=s, device=source.device)
-        result.errors["scratch"].append(_test_err(scratch, test_loader, source.device))
+        if scratch:
+            torch.manual_seed(s)
+            fresh = create_model(source.model_name, num_classes=k)
+            _train(fresh, source.model_name, shots_aug, steps=steps, seed=s, device=source.device)
+            result.errors["scratch"].append(_test_err(fresh, test_loader, source.device))
         if finetune:
             tuned = copy.deepcopy(source.model)
             tuned.reset_classifier(k)
