@@ -185,3 +185,19 @@ def test_an_input_size_the_exporter_cannot_take_is_one_line(tmp_path, capsys):
     assert main(["export", "alexnet", "--onnx", str(tmp_path / "a.onnx"), "--input-size", "64"]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot export alexnet" in err and len(err.splitlines()) == 1
+
+
+def test_an_ensemble_exports_its_averaged_softmax(tmp_path):
+    from convnets.engine.evaluation import ensemble_predict
+
+    torch.manual_seed(2)
+    members = [convnets.create_model("lenet5", num_classes=10).eval() for _ in range(2)]
+    spec = spec_without_run("lenet5", 10, (1, 32, 32))
+    path = str(tmp_path / "e.onnx")
+    write_onnx(members, spec, path)
+    predictor = OnnxPredictor(path)
+    assert predictor.output == "probabilities"
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        want = ensemble_predict(members, x)
+    _close(predictor.probabilities(x).numpy(), want)
