@@ -223,7 +223,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .errors import DataError
     from .inspect.predict import Predictor, find_images
 
-    predictor = Predictor.from_target(args.target, model=args.model, device=args.device, ema=args.ema)
+    if args.target.lower().endswith(".onnx"):  # written by `convnets export`: ONNX Runtime
+        from .inspect.export import OnnxPredictor
+
+        predictor = OnnxPredictor(args.target)
+    else:
+        predictor = Predictor.from_target(args.target, model=args.model, device=args.device,
+                                          ema=args.ema)
     if not predictor.weights:
         _note(f"note: {predictor.model_name} has no weights given; these are the predictions of "
               "its untrained initialisation")
@@ -253,6 +259,20 @@ def cmd_predict(args: argparse.Namespace) -> None:
     bar.close()
     if failed:
         raise DataError(f"{failed} of {len(inputs) + empty} inputs could not be predicted")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .inspect.export import export_onnx
+
+    predictor = export_onnx(args.target, args.onnx, opset=args.opset, input_size=args.input_size,
+                            model=args.model, ema=args.ema, force=args.force)
+    if not predictor.weights:
+        _note(f"note: {predictor.model_name} has no weights given; exporting its untrained "
+              "initialisation")
+    c, h, w = predictor.input_size if args.input_size is None else (predictor.input_size[0],
+                                                                    args.input_size, args.input_size)
+    print(f"wrote {args.onnx}: {predictor.model_name}, input (batch, {c}, {h}, {w}), "
+          f"{len(predictor.classes)} classes, opset {args.opset}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -510,6 +530,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a run, weights file or model as an ONNX file that "
+                                      "`predict` (and ONNX Runtime) can run")
+    p.add_argument("target", metavar="TARGET",
+                   help="run directory, weights file (.safetensors/.pt, with --model) or model name")
+    p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 11 to 20 (default 17)")
+    p.add_argument("--input-size", type=int, metavar="S",
+                   help="height and width of the input (default: the run's or the model's)")
+    p.add_argument("--model", help="model name for weights files outside a run directory")
+    p.add_argument("--ema", action="store_true", help="export a run's EMA weights")
+    p.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="a classification service with a web page for a run, "
                                      "weights file or model (HTTP, JSON API)")

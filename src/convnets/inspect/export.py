@@ -1,0 +1,199 @@
+"""A trained network as an ONNX file that carries what inference needs, and back.
+
+:func:`export_onnx` loads a target the way ``predict`` does (:meth:`Predictor.from_target`:
+a run directory, a weights file or a model name) and writes it with the TorchScript-based
+exporter (``torch.onnx.export(..., dynamo=False)``), which needs nothing beyond torch and
+onnx; the dynamo exporter would also need onnxscript. The graph has one input ``images``
+``(batch, C, H, W)`` and one output, with a dynamic batch axis. Its ``metadata_props``
+hold the run's inference spec (``convnets.inference``: class names, input size, mean/std
+and evaluation preset, as in ``inference.json``) and what the output is
+(``convnets.output``: ``logits``, or ``probabilities`` for a snapshot ensemble, whose
+members' softmaxes are averaged inside the graph as ``eval`` averages them).
+
+Opset 17 by default: the newest the TorchScript exporter and ONNX Runtime both handle
+without caveats, and every operator these networks use has existed since opset 11 or
+earlier, so 11..20 (the TorchScript exporter's ceiling) are accepted.
+
+GUNN's gradual update runs, by default, as a hand-written autograd Function that the
+exporter cannot trace; the export switches each GunnLayer to its reference evaluation
+(``fast = False``: the same weights, the same outputs, segment by segment) for the time
+of the trace.
+
+:class:`OnnxPredictor` is a :class:`Predictor` backed by an ONNX Runtime session, so
+``convnets predict model.onnx IMAGES`` prints what it prints for the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, NotFoundError, WeightsError
+from .predict import Predictor
+
+if TYPE_CHECKING:
+    from ..engine.inference_spec import InferenceSpec
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "export_onnx", "write_onnx", "OnnxPredictor"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+MAX_OPSET = 20  # torch.onnx's TorchScript exporter goes no further
+SPEC_KEY = "convnets.inference"
+OUTPUT_KEY = "convnets.output"
+
+
+class _Ensemble(nn.Module):
+    """The averaged softmax of several networks, as ensemble_predict computes it."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).softmax(dim=1) for m in self.members]).mean(dim=0)
+
+
+@contextmanager
+def _reference_gunn(model: nn.Module) -> Iterator[None]:
+    """Every GunnLayer in its traceable reference evaluation while the block runs."""
+    from ..models.gunn import GunnLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GunnLayer)]
+    saved = [m.fast for m in layers]
+    for m in layers:
+        m.fast = False
+    try:
+        yield
+    finally:
+        for m, fast in zip(layers, saved):
+            m.fast = fast
+
+
+def _check_path(path: str, force: bool) -> str:
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a folder; give the path of the .onnx file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise NotFoundError(f"{path}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{path}: cannot write in {folder}")
+    if os.path.exists(path) and not force:
+        raise ConfigError(f"{path} exists; give --force to replace it")
+    return path
+
+
+def export_onnx(target: str, path: str, *, opset: int = DEFAULT_OPSET,
+                input_size: int | None = None, model: str | None = None, ema: bool = False,
+                force: bool = False) -> Predictor:
+    """Write ``target`` (run directory, weights file or model name) to ``path`` as ONNX;
+    returns the Predictor it exported. ``input_size`` (pixels, square) replaces the spec's
+    height and width. An existing ``path`` is refused unless ``force``."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError.of("opset", f"must be a whole number from {MIN_OPSET} to {MAX_OPSET}, "
+                                      f"got {opset!r}")
+    if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int)
+                                   or input_size < 1):
+        raise ConfigError.of("input_size", f"must be a positive whole number, got {input_size!r}")
+    path = _check_path(path, force)
+    predictor = Predictor.from_target(target, model=model, device="cpu", ema=ema)
+    spec = predictor.spec
+    if input_size is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, input_size=(spec.input_size[0], input_size, input_size))
+    write_onnx(predictor.members, spec, path, opset=opset, weights=predictor.weights)
+    return predictor
+
+
+def write_onnx(members: Sequence[nn.Module], spec: InferenceSpec, path: str, *,
+               opset: int = DEFAULT_OPSET, weights: Sequence[str] = ()) -> None:
+    """Write the network (several ``members``: their averaged softmax) with ``spec`` in its
+    metadata to ``path``, replacing it; the checks of :func:`export_onnx` are the caller's."""
+    import io
+
+    import onnx
+
+    net = members[0] if len(members) == 1 else _Ensemble(members)
+    net.eval()
+    example = torch.zeros(2, *spec.input_size)
+    buf = io.BytesIO()  # the proto stays in memory to get its metadata: one write to path
+    with torch.no_grad(), _reference_gunn(net):
+        try:
+            torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset,
+                              input_names=["images"], output_names=["output"],
+                              dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}})
+        except torch.onnx.errors.SymbolicValueError as err:
+            # e.g. an adaptive pooling whose output does not divide its input, which a
+            # smaller --input-size than the network's own causes; not a convnets bug.
+            raise ConfigError(f"cannot export {spec.model} at input {spec.input_size}: "
+                              f"{str(err).split('. ')[0]}") from None
+    proto = onnx.load_model_from_string(buf.getvalue())
+    meta = {SPEC_KEY: json.dumps(spec.to_dict()),
+            OUTPUT_KEY: "logits" if len(members) == 1 else "probabilities",
+            "convnets.weights": json.dumps(list(weights))}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(proto, path)
+
+
+class OnnxPredictor(Predictor):
+    """A Predictor whose network is an ONNX file written by :func:`export_onnx`, run by
+    ONNX Runtime on the CPU. ``model`` and ``members`` are empty: there is no torch module."""
+
+    def __init__(self, path: str) -> None:  # noqa: D107 - Predictor's setup, minus modules
+        import onnx
+        import onnxruntime as ort
+        from google.protobuf.message import DecodeError
+
+        from ..engine.inference_spec import InferenceSpec
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise NotFoundError(f"no ONNX file {path}")
+        try:
+            proto = onnx.load_model(path, load_external_data=False)
+        except DecodeError as err:
+            raise WeightsError(f"{path}: not a readable ONNX file ({err})") from None
+        props = {p.key: p.value for p in proto.metadata_props}
+        if SPEC_KEY not in props or props.get(OUTPUT_KEY) not in ("logits", "probabilities"):
+            raise WeightsError(f"{path}: an ONNX file without convnets' metadata (write it with "
+                               "`convnets export`)")
+        try:
+            raw = json.loads(props[SPEC_KEY])
+        except json.JSONDecodeError:
+            raise WeightsError(f"{path}: its {SPEC_KEY} metadata is not JSON") from None
+        spec = InferenceSpec.from_dict(raw, f"{path} ({SPEC_KEY})")
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(),
+                                                providers=["CPUExecutionProvider"])
+        except (ort.capi.onnxruntime_pybind11_state.Fail,
+                ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                ort.capi.onnxruntime_pybind11_state.InvalidProtobuf) as err:
+            raise WeightsError(f"{path}: ONNX Runtime cannot load it "
+                               f"({str(err).splitlines()[0]})") from None
+        self.output = props[OUTPUT_KEY]
+        self.input_name = self.session.get_inputs()[0].name
+        self.spec, self.device = spec, torch.device("cpu")
+        self.members, self.model = [], None
+        self.weights = [path]
+        self.model_name = spec.model
+        self.classes = list(spec.classes)
+        self.input_size = tuple(spec.input_size)
+        self.mean, self.std, self.preset = tuple(spec.mean), tuple(spec.std), spec.preset
+        self.transform = spec.transform()
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """The graph's output for a preprocessed batch (logits, or an ensemble's probabilities)."""
+        out = self.session.run(None, {self.input_name: batch.float().contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.logits(batch)
+        return out if self.output == "probabilities" else out.softmax(dim=1)
