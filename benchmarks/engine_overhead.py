@@ -74,6 +74,35 @@ def run_hand(cfg, train, test) -> float:
     return time.perf_counter() - start
 
 
+def per_epoch_costs(reps: int = 7) -> None:
+    """Time the two per-epoch writes of the engine on their own: the atomic checkpoint
+    of resnet20 (weights, SGD momentum, scheduler, RNG states) and the metrics file."""
+    from convnets.engine import checkpoint as ckpt
+    from convnets.engine import logs
+    from convnets.models import create_model
+
+    model = create_model("resnet20", num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(8, 3, 32, 32)).sum().backward()
+    opt.step()  # so that the optimizer holds its momentum buffers
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    save, write, history = [], [], []
+    with tempfile.TemporaryDirectory() as d:
+        for e in range(1, reps + 1):
+            t = time.perf_counter()
+            ckpt.save_checkpoint(d, model=model, epoch=e, step=8 * e, optimizer=opt,
+                                 scheduler=sched, scaler=None, ema=None, rng=[ckpt.rng_state()])
+            save.append(time.perf_counter() - t)
+            history.append({"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_top1_err": 50.0,
+                            "test_loss": 1.0, "test_top1_err": 50.0, "test_top5_err": 10.0})
+            t = time.perf_counter()
+            logs.with_best(history)
+            logs.write_history(os.path.join(d, "metrics.jsonl"), history)
+            write.append(time.perf_counter() - t)
+    print(f"per epoch: save_checkpoint median {1000 * statistics.median(save):.1f} ms, "
+          f"metrics.jsonl write median {1000 * statistics.median(write):.2f} ms ({reps} epochs)")
+
+
 def main() -> None:
     from convnets.engine.config import TrainConfig
 
@@ -84,8 +113,13 @@ def main() -> None:
     p.add_argument("--test", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--per-epoch-only", action="store_true",
+                   help="only time the per-epoch checkpoint and metrics writes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    per_epoch_costs()
+    if args.per_epoch_only:
+        return
     train, test = make_data(args.train, args.test)
     cfg = TrainConfig(model="resnet20", epochs=args.epochs, batch_size=args.batch_size,
                       workers=0, device="cpu", input_size=[3, 32, 32])
