@@ -25,14 +25,14 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.registry import create_model, list_models, model_info
+from ..models.registry import create_model, model_info
 from .profile import check_input_size, count_flops, parse_input_size, saved_tensor_bytes
 
 __all__ = ["BenchResult", "SideResult", "benchmark", "counterpart", "format_result", "matmul_ceiling"]
@@ -92,7 +92,6 @@ class BenchResult:
     theirs: SideResult | None = None
     compare: str | None = None
     ratio: float | None = None  # ours / theirs, median images/s
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -256,11 +255,10 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
               device: str | None = None, ceiling_size: int | None = None) -> BenchResult:
     """Time ``model`` (a registered name) and, with ``compare``, its counterpart in
     torchvision, timm or (for GUNN) our SUNN twin, interleaved. See the module docstring."""
-    if model not in list_models():  # raises UnknownModelError with its own message
-        model_info(model)
+    info = model_info(model)  # an unknown name raises UnknownModelError, with its own message
+    model = info.name
     dev = _device(device)
     _check(mode, batch, warmup, repeats, amp, dev, compile, optimize)
-    info = model_info(model)
     size = (parse_input_size(input_size, info.input_size[0]) if input_size is not None
             else tuple(info.input_size))
     check_input_size(model, size)
@@ -282,7 +280,6 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     x = torch.randn(batch, *size, device=dev)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    notes: list[str] = []
     steps, saved = [], []
     for i, (_, _, net, _) in enumerate(sides):
         if channels_last:
@@ -328,7 +325,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     result = BenchResult(model=model, mode=mode, device=str(dev), batch=batch, input_size=size,
                          amp=amp, channels_last=channels_last, optimize=optimize, compile=compile,
                          warmup=warmup, repeats=repeats, ceiling_gflops=ceiling,
-                         ceiling_matmul_size=ceiling_n, ours=results[0], notes=notes)
+                         ceiling_matmul_size=ceiling_n, ours=results[0])
     if len(results) > 1:
         result.theirs, result.compare = results[1], compare
         result.ratio = results[0].images_per_s / results[1].images_per_s
