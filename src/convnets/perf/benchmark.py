@@ -286,7 +286,8 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
             net.to(memory_format=torch.channels_last)
         saved.append(_saved_bytes(net.train(), x, dev, amp) if mode == "train" else None)
         if i == 0 and optimize:
-            net = _load_optimize()(net.eval(), precision=amp or "fp32", compile=compile)
+            net = _load_optimize()(net.eval(), precision=amp or "fp32", compile=compile,
+                                   input_size=size)
         elif compile:
             net = torch.compile(net)
         steps.append(_step_fn(net, mode, x, dev, amp))
