@@ -74,6 +74,18 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(f"parameters: {params:,}   multiply-adds: {macs / 1e9:.3f} G   FLOPs (2 x MACs): {2 * macs / 1e9:.3f} G")
 
 
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    import json
+
+    from .perf.benchmark import benchmark, format_result
+
+    opts = {k: getattr(args, k) for k in ("mode", "batch", "input_size", "amp", "channels_last",
+                                          "optimize", "compile", "compare", "warmup", "repeats",
+                                          "device")}
+    result = benchmark(args.model, **opts)
+    print(json.dumps(result.to_dict()) if args.json else format_result(result))
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from .models import model_info
 
@@ -486,6 +498,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=3, help="how deep into the module tree to list (default 3)")
     p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("benchmark", help="images/s, latency, GFLOP/s and memory of a model, "
+                       "side by side with torchvision/timm")
+    p.add_argument("model", help="model name (see `convnets models`)")
+    p.add_argument("--mode", choices=["infer", "train"], default="infer")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--input-size", help="S, HxW or CxHxW (default: the model's own)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="autocast precision (default fp32)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--optimize", action="store_true", help="ours through convnets.perf.optimize")
+    p.add_argument("--compile", action="store_true", help="torch.compile both sides")
+    p.add_argument("--compare", choices=["torchvision", "timm", "sunn"],
+                   help="time the same network from there, interleaved (GUNN: sunn by default)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=20, help="timed batches per model")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("info", help="what the literature says about a model")
     p.add_argument("model", help="model name")
