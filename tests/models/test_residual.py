@@ -179,3 +179,21 @@ def test_bad_options_are_value_errors():
         convnets.create_model("resnet18", drop_path_rate=1.5)
     with pytest.raises(ValueError):
         convnets.create_model("resnet18", no_such_option=1)
+
+
+@pytest.mark.parametrize("name, reference", [("resnet18", "resnet18"), ("resnet50", "resnet50")])
+def test_training_gradients_equal_torchvisions(name, reference):
+    """The blocks add and rectify in place; the gradients of a training step must still be
+    torchvision's, parameter by parameter."""
+    import torchvision
+
+    theirs = getattr(torchvision.models, reference)(num_classes=5)
+    ours = convnets.create_model(name, num_classes=5)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for net in (ours, theirs):
+        net.train()
+        net(x).log_softmax(1)[:, 0].sum().backward()
+    their_grads = dict(theirs.named_parameters())
+    for pname, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, their_grads[pname].grad, rtol=1e-4, atol=1e-5)

@@ -74,7 +74,11 @@ class _Residual(nn.Module):
     def _merge(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         if self.se is not None:
             branch = self.se(branch)
-        return self.drop_path(branch) + shortcut
+        # In place, as torchvision does: the branch is a fresh tensor (a BN, SE, drop-path
+        # or convolution output) that no backward pass reads, so adding into it saves one
+        # feature-map allocation and pass per block.
+        branch = self.drop_path(branch)
+        return branch.add_(shortcut)
 
 
 class BasicBlock(_Residual):
@@ -95,10 +99,10 @@ class BasicBlock(_Residual):
         self._finish(planes, se_reduction, drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.dropout(F.relu(self.bn1(self.conv1(x))))
+        out = self.dropout(F.relu(self.bn1(self.conv1(x)), inplace=True))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(self._merge(out, shortcut))
+        return F.relu(self._merge(out, shortcut), inplace=True)
 
 
 class Bottleneck(_Residual):
@@ -126,11 +130,11 @@ class Bottleneck(_Residual):
         self._finish(out, se_reduction, drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.dropout(F.relu(self.bn2(self.conv2(out))))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)  # a BN output: free to overwrite
+        out = self.dropout(F.relu(self.bn2(self.conv2(out)), inplace=True))
         out = self.bn3(self.conv3(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(self._merge(out, shortcut))
+        return F.relu(self._merge(out, shortcut), inplace=True)
 
 
 class PreActBasicBlock(_Residual):
