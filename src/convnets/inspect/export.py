@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, NotFoundError, WeightsError
+from ..models.gunn import reference_evaluation
 from .predict import Predictor
 
 if TYPE_CHECKING:
@@ -56,22 +56,6 @@ class _Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x).softmax(dim=1) for m in self.members]).mean(dim=0)
-
-
-@contextmanager
-def _reference_gunn(model: nn.Module) -> Iterator[None]:
-    """Every GunnLayer in its traceable reference evaluation while the block runs."""
-    from ..models.gunn import GunnLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GunnLayer)]
-    saved = [m.fast for m in layers]
-    for m in layers:
-        m.fast = False
-    try:
-        yield
-    finally:
-        for m, fast in zip(layers, saved):
-            m.fast = fast
 
 
 def _check_path(path: str, force: bool) -> str:
@@ -123,7 +107,7 @@ def write_onnx(members: Sequence[nn.Module], spec: InferenceSpec, path: str, *,
     net.eval()
     example = torch.zeros(2, *spec.input_size)
     buf = io.BytesIO()  # the proto stays in memory to get its metadata: one write to path
-    with torch.no_grad(), _reference_gunn(net):
+    with torch.no_grad(), reference_evaluation(net):
         try:
             torch.onnx.export(net, (example,), buf, dynamo=False, opset_version=opset,
                               input_names=["images"], output_names=["output"],

@@ -55,7 +55,7 @@ from .batchnorm import batch_norm_rows, running_factor, sync_backward, sync_forw
 from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
 from .registry import register_model
 
-__all__ = ["GunnLayer", "GunnNet"]
+__all__ = ["GunnLayer", "GunnNet", "reference_evaluation"]
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -453,6 +453,24 @@ class GunnLayer(nn.Module):
 
 
 # --- model -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def reference_evaluation(model: nn.Module):
+    """Every GunnLayer in ``model`` evaluates through its straightforward per-segment code
+    (plain autograd operations, traceable and hookable) while the block runs, and goes back
+    to what it was afterwards: the same weights and the same outputs, without the fused
+    Algorithm 1 path. ONNX export traces through it; gradient visualisations hook it."""
+    layers = [m for m in model.modules() if isinstance(m, GunnLayer)]
+    saved = [m.fast for m in layers]
+    for m in layers:
+        m.fast = False
+    try:
+        yield
+    finally:
+        for m, fast in zip(layers, saved):
+            m.fast = fast
+
 
 class GunnNet(ConvNet):
     """The GUNN/SUNN networks: a stem, then per resolution a transition (1x1 conv + BN +

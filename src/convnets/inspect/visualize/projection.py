@@ -19,10 +19,9 @@ of reach of any hook, so while projecting it runs Eq. 4 written out (``fast=Fals
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ...errors import ConfigError
-from ...models.gunn import GunnLayer
+from ...models.gunn import reference_evaluation
 from .common import as_batch, forward_to, resolve_class
 
 __all__ = ["Projection", "project_back"]
@@ -103,19 +102,6 @@ def count_relus(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
     return mode.calls
 
 
-@contextlib.contextmanager
-def _autograd_throughout(model: nn.Module) -> Iterator[None]:
-    layers = [m for m in model.modules() if isinstance(m, GunnLayer)]
-    saved = [m.fast for m in layers]
-    for m in layers:
-        m.fast = False
-    try:
-        yield
-    finally:
-        for m, fast in zip(layers, saved):
-            m.fast = fast
-
-
 def _strongest(acts: torch.Tensor, top: int) -> tuple[int, torch.Tensor, list[tuple[int, int]]]:
     """The feature map with the largest single activation, and a copy of the layer's
     output with everything but that map's ``top`` largest activations set to zero."""
@@ -165,7 +151,7 @@ def project_back(model: nn.Module, x: torch.Tensor, *, layer: str | None = None,
     from captum.attr import Deconvolution, GuidedBackprop, Saliency
 
     saliency = Saliency(objective).attribute(x, abs=False)
-    with _autograd_throughout(model):
+    with reference_evaluation(model):
         calls = count_relus(objective, x)
         if calls == 0 and count_relus(model, x) == 0:
             raise ConfigError(f"{type(model).__name__} has no ReLU: the deconvnet and guided "
