@@ -164,14 +164,8 @@ class OnnxPredictor(Predictor):
                                f"({str(err).splitlines()[0]})") from None
         self.output = props[OUTPUT_KEY]
         self.input_name = self.session.get_inputs()[0].name
-        self.spec, self.device = spec, torch.device("cpu")
+        self._use_spec(spec, torch.device("cpu"), [path])
         self.members, self.model = [], None
-        self.weights = [path]
-        self.model_name = spec.model
-        self.classes = list(spec.classes)
-        self.input_size = tuple(spec.input_size)
-        self.mean, self.std, self.preset = tuple(spec.mean), tuple(spec.std), spec.preset
-        self.transform = spec.transform()
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """The graph's output for a preprocessed batch (logits, or an ensemble's probabilities)."""

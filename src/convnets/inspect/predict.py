@@ -132,10 +132,14 @@ class Predictor:
                  weights: Sequence[str] = ()) -> None:
         if not members:
             raise ValueError("a Predictor needs at least one model")
-        self.spec = spec
-        self.device = device
+        self._use_spec(spec, device, weights)
         self.members = [m.to(device).eval() for m in members]
         self.model = self.members[-1]
+
+    def _use_spec(self, spec: InferenceSpec, device: torch.device, weights: Sequence[str]) -> None:
+        """What the run recorded for inference: names, sizes and preprocessing."""
+        self.spec = spec
+        self.device = device
         self.weights = list(weights)
         self.model_name = spec.model
         self.classes = list(spec.classes)

@@ -452,9 +452,6 @@ class GunnLayer(nn.Module):
         return state
 
 
-# --- model -----------------------------------------------------------------------------
-
-
 @contextlib.contextmanager
 def reference_evaluation(model: nn.Module):
     """Every GunnLayer in ``model`` evaluates through its straightforward per-segment code
@@ -471,6 +468,8 @@ def reference_evaluation(model: nn.Module):
         for m, fast in zip(layers, saved):
             m.fast = fast
 
+
+# --- model -----------------------------------------------------------------------------
 
 class GunnNet(ConvNet):
     """The GUNN/SUNN networks: a stem, then per resolution a transition (1x1 conv + BN +

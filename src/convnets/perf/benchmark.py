@@ -31,8 +31,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..engine.distributed import DistEnv, local_device
 from ..errors import ConfigError
 from ..models.registry import create_model, model_info
+from .optimize import PRECISIONS
+from .optimize import optimize as optimize_model
 from .profile import check_input_size, count_flops, parse_input_size, saved_tensor_bytes
 
 __all__ = ["BenchResult", "SideResult", "benchmark", "counterpart", "format_result", "matmul_ceiling"]
@@ -125,10 +128,6 @@ def _their_model(library: str, name: str, num_classes: int) -> nn.Module:
     return getattr(torchvision.models, name)(**kwargs)
 
 
-def _dtype(amp: str | None) -> torch.dtype:
-    return {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -139,8 +138,9 @@ def matmul_ceiling(device: torch.device, amp: str | None, size: int | None = Non
     """GFLOP/s of an ``size`` x ``size`` matrix product in the given precision (best of
     ``repeats`` after one warm-up): what this machine can do at best, for the fraction."""
     size = size or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(size, size, device=device, dtype=_dtype(amp))
-    b = torch.randn(size, size, device=device, dtype=_dtype(amp))
+    dtype = PRECISIONS[amp or "fp32"]
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     best = float("inf")
     for i in range(repeats + 1):
         _sync(device)
@@ -225,29 +225,6 @@ def _check(mode: str, batch: int, warmup: int, repeats: int, amp: str | None,
         raise ConfigError.of("optimize", "is an inference path; use it with --mode infer")
 
 
-def _device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError.of("device", f"{device!r} is not a device (cpu, cuda, cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError.of("device", "cuda was asked for but no CUDA GPU is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError.of("device", f"{device!r}: only cpu and cuda are benchmarked")
-    return dev
-
-
-def _load_optimize():
-    try:
-        from .optimize import optimize
-    except ImportError:
-        raise ConfigError.of("optimize", "needs convnets.perf.optimize, which this version "
-                             "of convnets does not have") from None
-    return optimize
-
-
 def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
               input_size: str | int | tuple | None = None, amp: str | None = None,
               channels_last: bool = False, optimize: bool = False, compile: bool = False,
@@ -257,7 +234,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     torchvision, timm or (for GUNN) our SUNN twin, interleaved. See the module docstring."""
     info = model_info(model)  # an unknown name raises UnknownModelError, with its own message
     model = info.name
-    dev = _device(device)
+    dev = local_device(device or "auto", DistEnv())
     _check(mode, batch, warmup, repeats, amp, dev, compile, optimize)
     size = (parse_input_size(input_size, info.input_size[0]) if input_size is not None
             else tuple(info.input_size))
@@ -286,8 +263,8 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
             net.to(memory_format=torch.channels_last)
         saved.append(_saved_bytes(net.train(), x, dev, amp) if mode == "train" else None)
         if i == 0 and optimize:
-            net = _load_optimize()(net.eval(), precision=amp or "fp32", compile=compile,
-                                   input_size=size)
+            net = optimize_model(net.eval(), precision=amp or "fp32", compile=compile,
+                                 input_size=size)
         elif compile:
             net = torch.compile(net)
         steps.append(_step_fn(net, mode, x, dev, amp))

@@ -216,12 +216,13 @@ class OptimizedModel(nn.Module):
         self.bn_folded, self.bn_left = bn_folded, bn_left
         self.compiled = compiled
         self.compile_s: float | None = None
+        params = list(model.parameters())
+        self.device = params[0].device if params else torch.device("cpu")
         self._run = torch.compile(model) if compiled else model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        device = next(self.model.parameters()).device
         with torch.inference_mode():
-            x = x.to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
+            x = x.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
             if self.compiled and self.compile_s is None:
                 start = time.perf_counter()
                 out = self._run(x)
