@@ -9,9 +9,15 @@ TensorBoard scalars (when tensorboard is installed), the atomic per-epoch checkp
 the inference spec and the curves plot. The hand loop is the minimum a person writes:
 shuffle, forward, loss, backward, step, and an eval pass.
 
-Timing: the two sides alternate (A B A B ...) ``--reps`` times; each time is a whole
-fresh run of ``--epochs`` epochs; the ratio of the medians is reported, and the median
-of the paired ratios.
+Timing: each rep is a pair of whole fresh runs of ``--epochs`` epochs, engine then hand
+loop in odd reps and hand loop then engine in even reps (A B B A ...), so that a drift of
+the machine's speed during the benchmark falls on both sides alike; the ratio of the
+medians is reported, and the median of the paired ratios. Each line also shows the
+process's minor page faults during the run (``getrusage``), since freeing and
+re-allocating large tensors costs the kernel page zeroing on both sides. The engine keeps
+freed memory for reuse (``convnets.perf.allocator``); that setting is process-wide, so the
+script applies it before the first run and both sides run under it; with
+``CONVNETS_MALLOC=system`` both run under glibc's defaults.
 
     PYTHONPATH=src python benchmarks/engine_overhead.py --reps 5
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -117,6 +124,9 @@ def main() -> None:
                    help="only time the per-epoch checkpoint and metrics writes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from convnets.perf.allocator import keep_freed_memory
+
+    print(f"malloc: keep_freed_memory() -> {keep_freed_memory()} (both sides)")
     per_epoch_costs()
     if args.per_epoch_only:
         return
@@ -128,11 +138,21 @@ def main() -> None:
     run_hand(cfg, train, test)  # warm-up: imports, allocator, kernels
     run_engine(cfg, train, test)
     eng, hand = [], []
+
+    def timed(run):
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        seconds = run(cfg, train, test)
+        return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
     for r in range(args.reps):
-        eng.append(run_engine(cfg, train, test))
-        hand.append(run_hand(cfg, train, test))
-        print(f"rep {r + 1}: engine {eng[-1]:.3f} s  hand loop {hand[-1]:.3f} s  "
-              f"ratio {eng[-1] / hand[-1]:.3f}", flush=True)
+        order = (run_engine, run_hand) if r % 2 == 0 else (run_hand, run_engine)
+        got = {run: timed(run) for run in order}
+        (e, e_faults), (h, h_faults) = got[run_engine], got[run_hand]
+        eng.append(e)
+        hand.append(h)
+        print(f"rep {r + 1} ({'engine first' if r % 2 == 0 else 'hand loop first'}): engine "
+              f"{e:.3f} s ({e_faults} faults)  hand loop {h:.3f} s ({h_faults} faults)  "
+              f"ratio {e / h:.3f}", flush=True)
     me, mh = statistics.median(eng), statistics.median(hand)
     paired = statistics.median(e / h for e, h in zip(eng, hand))
     print(f"median engine {me:.3f} s, hand loop {mh:.3f} s; engine/hand {me / mh:.3f} "

@@ -190,6 +190,9 @@ def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
     run's saved configuration except in the fields that may change on resume (workers,
     device). ``until_epoch`` stops after that epoch as if interrupted (the schedule still
     spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``."""
+    from ..perf.allocator import keep_freed_memory
+
+    keep_freed_memory()  # freed activations stay in the process for the next step
     device = ddp.local_device(cfg.device, ddp.DistEnv(local_rank=int(os.environ.get("LOCAL_RANK", 0))))
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError.of("amp", "fp16 needs a CUDA GPU (its loss scaling is for GPUs); use bf16")

@@ -34,6 +34,7 @@ from torch import nn
 from ..engine.distributed import DistEnv, local_device
 from ..errors import ConfigError
 from ..models.registry import create_model, model_info
+from .allocator import keep_freed_memory
 from .optimize import PRECISIONS
 from .optimize import optimize as optimize_model
 from .profile import check_input_size, count_flops, parse_input_size, saved_tensor_bytes
@@ -95,6 +96,7 @@ class BenchResult:
     theirs: SideResult | None = None
     compare: str | None = None
     ratio: float | None = None  # ours / theirs, median images/s
+    allocator: str = ""  # what keep_freed_memory() did: "applied" or why not (both sides share it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -239,6 +241,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     size = (parse_input_size(input_size, info.input_size[0]) if input_size is not None
             else tuple(info.input_size))
     check_input_size(model, size)
+    allocator = keep_freed_memory()  # process-wide: every side runs under the same malloc
     if compare is None and model in _SUNN:
         compare = "sunn"
     their_name = counterpart(model, compare) if compare else None
@@ -303,7 +306,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     result = BenchResult(model=model, mode=mode, device=str(dev), batch=batch, input_size=size,
                          amp=amp, channels_last=channels_last, optimize=optimize, compile=compile,
                          warmup=warmup, repeats=repeats, ceiling_gflops=ceiling,
-                         ceiling_matmul_size=ceiling_n, ours=results[0])
+                         ceiling_matmul_size=ceiling_n, ours=results[0], allocator=allocator)
     if len(results) > 1:
         result.theirs, result.compare = results[1], compare
         result.ratio = results[0].images_per_s / results[1].images_per_s
@@ -333,4 +336,6 @@ def format_result(r: BenchResult) -> str:
                 "saved for backward" if r.mode == "train" else "not measured on CPU inference")
     lines.append(f"FLOPs = 2 x multiply-adds{', train step = 3 x forward' if r.mode == 'train' else ''}; "
                  f"memory: {mem_kind}")
+    lines.append(f"malloc: freed memory kept for reuse ({r.allocator}; see convnets.perf.allocator)"
+                 if r.allocator == "applied" else f"malloc: system defaults ({r.allocator})")
     return "\n".join(lines)
