@@ -5,15 +5,16 @@ that the files are of realistic size) into a temporary ImageFolder and times, on
 same files, one pass of:
 
 - ``ours``: ``open_dataset("folder:DIR", "train", train_transform=True)`` as the
-  training engine uses it: ``load_rgb`` (PIL decode, pixel-limit check, EXIF
-  orientation, colour-mode conversion, bad-file skipping) + the ``imagenet`` preset
+  training engine uses it: ``load_rgb_tensor`` (the header read by PIL for the
+  pixel-limit, EXIF-orientation and colour-mode checks, then TorchCodec's libjpeg-turbo
+  straight into a uint8 tensor; bad-file skipping) + the ``imagenet`` preset
   (RandomResizedCrop 224 bilinear, flip, to float, normalise);
 - ``timm``: torchvision ``ImageFolder`` with ``timm.data.create_transform(224,
   is_training=True)`` (PIL decode, RandomResizedCropAndInterpolation, flip, colour
   jitter 0.4, normalise); ``timm-nojit``: the same without the colour jitter, which
   the ``imagenet`` preset does not apply either;
-- ``tv-decode``: ``torchvision.io.decode_jpeg`` on the file's bytes (libjpeg-turbo to a
-  uint8 tensor, no PIL) + the same v2 RandomResizedCrop/flip/normalise on the tensor.
+- ``bare``: the least a loader can do: TorchCodec's ``decode_jpeg`` on the file's bytes
+  with no checks at all + the same v2 RandomResizedCrop/flip/normalise on the tensor.
 
 The variants alternate (A B C A B C ...) ``--reps`` times; medians and ratios to ``ours``.
 
@@ -47,9 +48,10 @@ def write_jpegs(root: str, n: int, classes: int = 4, seed: int = 0) -> None:
         Image.fromarray(big).save(os.path.join(d, f"img{i:04d}.jpg"), quality=90)
 
 
-def tv_decode_dataset(root: str):
+def bare_dataset(root: str):
+    from torchcodec.decoders import decode_jpeg
     from torchvision import datasets
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.io import read_file
     from torchvision.transforms import v2
 
     from convnets.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -58,7 +60,7 @@ def tv_decode_dataset(root: str):
                      v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def loader(path):
-        return decode_jpeg(read_file(path), mode=ImageReadMode.RGB)
+        return decode_jpeg(read_file(path), mode="RGB")
 
     return datasets.ImageFolder(root, transform=tf, loader=loader)
 
@@ -104,7 +106,7 @@ def main() -> None:
               f"one process, {args.threads} torch thread(s), batch {args.batch_size}")
         variants = {"ours": ours_dataset(root), "timm": timm_dataset(root),
                     "timm-nojit": timm_dataset(root, None),
-                    "tv-decode": tv_decode_dataset(root)}
+                    "bare": bare_dataset(root)}
         print("ours uses", len(variants["ours"]), "of the files (its train split)")
         rates: dict[str, list[float]] = {k: [] for k in variants}
         for ds in variants.values():  # warm-up

@@ -5,7 +5,9 @@ fp32, `convnets.optimize` fp32 and bf16. Training step, batch 16: torchvision in
 fp32 loop against convnets the way `convnets train --channels-last --amp bf16` runs it (the
 engine's autocast). Each row is reported as images/s relative to torchvision's plain fp32,
 from medians; the optimized bf16 row also as achieved GFLOP/s over a bf16 2048^2 matrix
-product timed just before (FLOPs = 2 x multiply-adds). Usage:
+product timed just before (FLOPs = 2 x multiply-adds). Every side runs under the malloc
+setting the `convnets` command applies (`convnets.perf.allocator`; `CONVNETS_MALLOC=system`
+keeps glibc's defaults for all of them). Usage:
 
     PYTHONPATH=src python benchmarks/resnet50_targets.py [--batch 16] [--rounds 5]
 """
@@ -19,6 +21,7 @@ import torch
 import torchvision
 
 import convnets
+from convnets.perf.allocator import keep_freed_memory
 from convnets.perf.benchmark import _step_fn, matmul_ceiling
 from convnets.perf.profile import count_flops
 from convnets.perf.optimize import optimize
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    print(f"malloc: keep_freed_memory() -> {keep_freed_memory()} (every side)")
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, 224, 224)

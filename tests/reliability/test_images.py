@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from convnets.data import BadImageError, load_rgb
+from convnets.data.images import load_rgb_tensor
 from helpers import within_seconds
 
 
@@ -354,13 +355,14 @@ BAD = {
 }
 
 
+@pytest.mark.parametrize("load", [load_rgb, load_rgb_tensor])
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_every_bad_file_gives_one_line_naming_it(tmp_path, name):
+def test_every_bad_file_gives_one_line_naming_it(tmp_path, name, load):
     make, reason = BAD[name]
     path = tmp_path / name
     make(path)
     with pytest.raises(BadImageError) as info, within_seconds(10):
-        load_rgb(str(path))
+        load(str(path))
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(f"{path}: ")
     assert info.value.reason == reason and reason in msg

@@ -49,7 +49,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .images import REASONS, BadImageError, display_path, get_max_pixels, load_rgb
+from .images import REASONS, BadImageError, display_path, get_max_pixels, load_rgb, load_rgb_tensor
 from .subsets import select_classes
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 
@@ -212,13 +212,16 @@ class ImageFolderDataset(_Labelled):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         n = len(self.samples)
         first: BadImageError | None = None
+        # Our transforms start from a uint8 tensor, which plain JPEGs decode straight into;
+        # any other transform gets the PIL image.
+        load = load_rgb_tensor if getattr(self.transform, "takes_uint8_tensors", False) else load_rgb
         for k in range(n):
             j = (i + k) % n
             if self._bad[j]:
                 continue
             path, label = self.samples[j]
             try:
-                img = load_rgb(path, max_pixels=self.max_pixels)
+                img = load(path, max_pixels=self.max_pixels)
             except BadImageError as err:
                 if self.fail_fast:
                     raise

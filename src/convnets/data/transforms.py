@@ -341,7 +341,11 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     ops += [MatchChannels(c), v2.Normalize(mean_c, std_c)]
     if train:
         ops += _normalised(preset, h, w)
-    return v2.Compose(ops + [_Plain()])
+    pipeline = v2.Compose(ops + [_Plain()])
+    # _ToImage takes a PIL image or the equal uint8 (C, H, W) tensor: datasets may decode
+    # straight into the tensor (images.load_rgb_tensor).
+    pipeline.takes_uint8_tensors = True
+    return pipeline
 
 
 def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
