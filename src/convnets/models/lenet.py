@@ -123,7 +123,10 @@ class EuclideanRBF(nn.Module):
         self.register_buffer("centers", codes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -0.5 * torch.cdist(x, self.centers.to(x.dtype)).pow(2)
+        # In float32 for half-precision inputs: distances of 84-dimensional vectors lose
+        # most of their digits in bf16, and the CPU has no bf16 cdist.
+        wide = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+        return (-0.5 * torch.cdist(wide, self.centers.to(wide.dtype)).pow(2)).to(x.dtype)
 
 
 # --- model -----------------------------------------------------------------------------
