@@ -18,7 +18,7 @@ same files, one pass of:
 
 The variants alternate (A B C A B C ...) ``--reps`` times; medians and ratios to ``ours``.
 
-    PYTHONPATH=src python benchmarks/jpeg_pipeline.py --images 200 --reps 5
+    PYTHONPATH=src python benchmarks/jpeg_pipeline.py --images 600 --reps 7
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def one_pass(ds, batch_size: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=200)
+    p.add_argument("--images", type=int, default=600)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
