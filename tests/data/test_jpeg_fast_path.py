@@ -101,6 +101,14 @@ def test_a_damaged_jpeg_is_named_by_the_pil_path(tmp_path, calls):
     assert calls["n"] == 1  # tried, refused, then PIL said why
 
 
+def test_a_file_over_the_whole_file_size_is_read_by_pil_as_it_decodes(tmp_path, calls, monkeypatch):
+    path = tmp_path / "big.jpg"
+    _photo(64, 48).save(path, quality=90)
+    monkeypatch.setattr(images, "_WHOLE_FILE_BYTES", path.stat().st_size - 1)
+    assert torch.equal(load_rgb_tensor(path), _pil_tensor(path))
+    assert calls["n"] == 0
+
+
 def test_without_the_fast_decoder_every_file_takes_the_pil_path(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "_decoder", [None])
     path = tmp_path / "a.jpg"

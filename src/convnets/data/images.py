@@ -126,15 +126,23 @@ def load_rgb_tensor(path: str | os.PathLike, *, max_pixels: int | None = None) -
     limit = _max_pixels if max_pixels is None else max_pixels
     name = display_path(os.fspath(path))
     with _open_regular(os.fspath(path), name) as f:
+        if os.fstat(f.fileno()).st_size > _WHOLE_FILE_BYTES:  # PIL reads it as it decodes
+            return _chw(_decode(f, name, limit))
         try:
             data = f.read()
         except OSError as err:
             raise BadImageError(f"{name}: cannot be read ({err.strerror or err})", "I/O error") from None
     fast = _plain_jpeg(data, limit)
-    if fast is not None:
-        return fast
-    rgb = np.asarray(_decode(io.BytesIO(data), name, limit))
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+    return fast if fast is not None else _chw(_decode(io.BytesIO(data), name, limit))
+
+
+def _chw(im: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(im)).permute(2, 0, 1)  # np.array: a writable copy
+
+
+# Files are read whole for the fast decoder up to this size; a larger file (no photograph
+# within the pixel limit is this large) is left to PIL, which reads only what it decodes.
+_WHOLE_FILE_BYTES = 64 * 2**20
 
 
 _ORIENTATION = 0x0112  # EXIF; PIL's getexif() also reads it from XMP
