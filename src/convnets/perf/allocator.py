@@ -26,7 +26,6 @@ defaults.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -62,7 +61,7 @@ def keep_freed_memory() -> str:
     reason = _reason_to_leave_alone()
     if reason is None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc = ctypes.CDLL(None)  # the symbols the process already has, its C library's among them
             libc.gnu_get_libc_version  # glibc only; musl and others have no such symbol
         except (OSError, AttributeError):
             reason = "the C library is not glibc"
