@@ -33,7 +33,7 @@ def calls(monkeypatch):
         count["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(images, "_decoder", [counting])
+    monkeypatch.setattr(images, "_jpeg_decoder", lambda: counting)
     return count
 
 
@@ -110,7 +110,7 @@ def test_a_file_over_the_whole_file_size_is_read_by_pil_as_it_decodes(tmp_path, 
 
 
 def test_without_the_fast_decoder_every_file_takes_the_pil_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "_decoder", [None])
+    monkeypatch.setattr(images, "_jpeg_decoder", lambda: None)
     path = tmp_path / "a.jpg"
     _photo(50, 40).save(path, quality=90)
     assert torch.equal(load_rgb_tensor(path), _pil_tensor(path))

@@ -45,6 +45,7 @@ The values of each mode (tested mode by mode in tests/reliability/test_images.py
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -167,18 +168,14 @@ def _plain_jpeg(data: bytes, limit: int) -> torch.Tensor | None:
         return None
 
 
-_decoder: list = []
-
-
+@functools.cache
 def _jpeg_decoder():
     """TorchCodec's decode_jpeg, or None where it cannot be loaded (then PIL decodes)."""
-    if not _decoder:
-        try:
-            from torchcodec.decoders import decode_jpeg
-        except Exception:  # not installed, or its native library does not load here
-            decode_jpeg = None
-        _decoder.append(decode_jpeg)
-    return _decoder[0]
+    try:
+        from torchcodec.decoders import decode_jpeg
+    except Exception:  # not installed, or its native library does not load here
+        return None
+    return decode_jpeg
 
 
 def _open_regular(path: str, name: str) -> BinaryIO:

@@ -26,6 +26,7 @@ defaults.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -34,9 +35,6 @@ __all__ = ["keep_freed_memory"]
 _M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 _M_MMAP_MAX = -4
 _TRIM_BYTES = 2**31 - 1  # mallopt takes an int: the largest, 2 GiB
-
-_state: dict[str, str] = {}
-
 
 def _reason_to_leave_alone() -> str | None:
     if not sys.platform.startswith("linux"):
@@ -53,20 +51,15 @@ def _reason_to_leave_alone() -> str | None:
     return None
 
 
+@functools.cache
 def keep_freed_memory() -> str:
     """Apply the settings once per process; returns what was done: ``"applied"``
     (now or by an earlier call) or why nothing was changed."""
-    if "result" in _state:
-        return _state["result"]
     reason = _reason_to_leave_alone()
-    if reason is None:
-        try:
-            libc = ctypes.CDLL(None)  # the symbols the process already has, its C library's among them
-            libc.gnu_get_libc_version  # glibc only; musl and others have no such symbol
-        except (OSError, AttributeError):
-            reason = "the C library is not glibc"
-    if reason is None:
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES) == 1
-        reason = "applied" if ok else "mallopt refused the settings"
-    _state["result"] = reason
-    return reason
+    if reason is not None:
+        return reason
+    libc = ctypes.CDLL(None)  # the symbols the process already has, its C library's among them
+    if not hasattr(libc, "gnu_get_libc_version"):  # glibc only; musl and others lack it
+        return "the C library is not glibc"
+    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES) == 1
+    return "applied" if ok else "mallopt refused the settings"

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..engine.distributed import DistEnv, local_device
+from ..engine.train import _autocast  # the engine's own mixed precision, timed as it trains
 from ..errors import ConfigError
 from ..models.registry import create_model, model_info
 from .allocator import keep_freed_memory
@@ -156,12 +157,6 @@ def matmul_ceiling(device: torch.device, amp: str | None, size: int | None = Non
 
 def _logits(out) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out  # e.g. GoogLeNet's aux outputs
-
-
-def _autocast(device: torch.device, amp: str | None):
-    from ..engine.train import _autocast as engine_autocast  # the engine's own choice
-
-    return engine_autocast(device, amp)
 
 
 def _step_fn(model: nn.Module, mode: str, x: torch.Tensor, device: torch.device,

@@ -209,15 +209,14 @@ class OptimizedModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, precision: str, compiled: bool, bn_folded: int,
-                 bn_left: int) -> None:
+                 bn_left: int, device: torch.device) -> None:
         super().__init__()
         self.model = model
         self.precision, self.dtype = precision, PRECISIONS[precision]
         self.bn_folded, self.bn_left = bn_folded, bn_left
         self.compiled = compiled
         self.compile_s: float | None = None
-        params = list(model.parameters())
-        self.device = params[0].device if params else torch.device("cpu")
+        self.device = device  # where the model's weights are; inputs are moved there
         self._run = torch.compile(model) if compiled else model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,4 +259,4 @@ def optimize(model: nn.Module, precision: str = "fp32", compile: bool = False, *
     example = torch.randn(1, *input_size, device=device)
     folded, left = fold_batch_norms(work, example)
     work = work.to(dtype=PRECISIONS[precision], memory_format=torch.channels_last)
-    return OptimizedModel(work, precision, compile, folded, left)
+    return OptimizedModel(work, precision, compile, folded, left, device)
