@@ -1,6 +1,6 @@
 """convnets: deep convolutional networks of the ImageNet era, verified and trainable."""
 from .models import ModelInfo, create_model, list_models, model_info
-from .inspect.predict import Prediction, Predictor, predict
+from .inference.predict import Prediction, Predictor, predict
 from .models.classes import imagenet_classes
 from .perf.optimize import optimize
 

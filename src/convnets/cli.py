@@ -32,7 +32,7 @@ def _fmt_err(value: float | None) -> str:
 
 def cmd_models(args: argparse.Namespace) -> None:
     from .models import list_models, model_info
-    from .perf.profile import count_flops, count_params, _meta_model
+    from .perf.profile import count_flops, count_params, meta_model
 
     names = list_models(args.pattern)
     if not names:
@@ -42,7 +42,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     print("-" * len(header))
     for name in names:
         info = model_info(name)
-        model = _meta_model(name)
+        model = meta_model(name)
         params, gflops = count_params(model), count_flops(model, info.input_size) / 1e9
         size = "x".join(map(str, info.input_size))
         print(f"{name:<22} {params:>13,} {gflops:>8.2f} {size:>11} {info.dataset:>9} "
@@ -53,7 +53,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> None:
     from .models import model_info
-    from .perf.profile import layer_summary, parse_input_size
+    from .core import parse_input_size
+    from .perf.profile import layer_summary
 
     info = model_info(args.model)
     size = parse_input_size(args.input_size, info.input_size[0]) if args.input_size else info.input_size
@@ -183,7 +184,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from .engine.runs import RunTarget, load_models, resolve_target
     from .inspect.singularity import analyze_singularities
     from .models import model_info
-    from .perf.profile import parse_input_size
+    from .core import parse_input_size
 
     if args.analysis != "singularity":
         raise UserError("choose an analysis: `convnets analyze singularity MODEL ...`")
@@ -233,10 +234,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from .errors import DataError
-    from .inspect.predict import Predictor, find_images
+    from .inference.predict import Predictor, find_images
 
     if args.target.lower().endswith(".onnx"):  # written by `convnets export`: ONNX Runtime
-        from .inspect.export import OnnxPredictor
+        from .inference.export import OnnxPredictor
 
         predictor = OnnxPredictor(args.target)
     else:
@@ -274,7 +275,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .inspect.export import export_onnx
+    from .inference.export import export_onnx
 
     predictor = export_onnx(args.target, args.onnx, opset=args.opset, input_size=args.input_size,
                             model=args.model, ema=args.ema, force=args.force)
@@ -288,7 +289,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from .inspect.predict import Predictor
+    from .inference.predict import Predictor
     from .serve import bind, create_app, serve
 
     for flag, value, low in (("--max-batch", args.max_batch, 1), ("--workers", args.workers, 1),
@@ -330,7 +331,7 @@ def cmd_export_images(args: argparse.Namespace) -> None:
 def cmd_transfer(args: argparse.Namespace) -> None:
     import json
 
-    from .inspect.transfer import METHODS, transfer
+    from .inference.transfer import METHODS, transfer
 
     res = transfer(args.target, args.data, args.shots, classes=args.classes, model=args.model,
                    finetune=args.finetune, scratch=args.scratch, draws=args.draws, seed=args.seed, steps=args.steps,
@@ -391,7 +392,7 @@ def _dream_mean_image(predictor, args: argparse.Namespace):
 
 def cmd_visualize(args: argparse.Namespace) -> None:
     from .inspect import visualize as V
-    from .inspect.predict import Predictor
+    from .inference.predict import Predictor
 
     method = args.method
     if method in ("activations", "occlusion", "deconv") and not args.image:

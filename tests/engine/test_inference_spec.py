@@ -17,7 +17,7 @@ from convnets.engine.config import TrainConfig
 from convnets.engine.inference_spec import INFERENCE_FILE, load_inference_spec, spec_without_run
 from convnets.engine.train import fit
 from convnets.errors import RunDirError
-from convnets.inspect.predict import Predictor
+from convnets.inference.predict import Predictor
 
 
 def _quiet(_):

@@ -48,6 +48,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..core import first_line
 from ..errors import DataError
 from .images import REASONS, BadImageError, display_path, get_max_pixels, load_rgb, load_rgb_tensor
 from .subsets import select_classes
@@ -445,7 +446,7 @@ def _cifar(kind: str, root: str, split: str, transform_for):
         except Exception as err:
             # The unpickler's failures on damaged data are unspecified (UnpicklingError,
             # EOFError, ValueError, IndexError, ...): each means a file that is not CIFAR's.
-            reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise DataError(f"{where}: {name} is not a CIFAR python-version pickle "
                             f"({reason})") from None
         if not isinstance(obj, dict):

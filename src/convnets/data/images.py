@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..core import first_line
 from ..errors import DataError
 
 __all__ = ["BadImageError", "REASONS", "DEFAULT_MAX_PIXELS", "load_rgb", "load_rgb_tensor", "to_rgb",
@@ -213,7 +214,7 @@ def _decode(f: BinaryIO, name: str, limit: int) -> Image.Image:
         raise BadImageError(f"{name}: not an image file (or a format PIL cannot read)",
                             "not an image") from None
     except Exception as err:  # a damaged header: PIL's parsers fail in many ways
-        raise BadImageError(f"{name}: corrupt ({_first_line(err)})", "corrupt") from None
+        raise BadImageError(f"{name}: corrupt ({first_line(err, with_type=True)})", "corrupt") from None
     with im:
         _bound_pixels(im, name, limit)
         try:
@@ -222,7 +223,7 @@ def _decode(f: BinaryIO, name: str, limit: int) -> Image.Image:
         except Exception as err:
             # Decoders report damaged data as OSError, SyntaxError, ValueError,
             # struct.error, EOFError, ...: all mean a truncated or corrupt file.
-            raise BadImageError(f"{name}: truncated or corrupt ({_first_line(err)})",
+            raise BadImageError(f"{name}: truncated or corrupt ({first_line(err, with_type=True)})",
                                 "truncated or corrupt") from None
         return to_rgb(upright)
 
@@ -247,11 +248,6 @@ def _bound_pixels(im: Image.Image, name: str, limit: int) -> None:
     raise BadImageError(f"{name}: {w} x {h} pixels, more than the limit of {limit:,} (refused "
                         "to bound decoding memory; downscale the file, or raise the limit "
                         "with convnets.data.set_max_pixels)", "too large")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 # --- modes -------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from typing import Any, Callable, IO
 
 import numpy as np
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ..core import atomic_write, first_line
 from ..errors import CheckpointError, WeightsError
 from ..models.weights import check_fits, read_state_dict
 
@@ -41,43 +41,7 @@ __all__ = [
 COMMIT = "checkpoint.json"
 
 
-# --- atomic files ----------------------------------------------------------------------
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that readers see the old or the new file,
-    never a partial one: the data goes to a temporary file in the same directory (same
-    file system, so the rename is atomic), is flushed to disk, then renamed over ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    # The rename itself is durable only once the directory entry is on disk (POSIX).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
+# --- files ---------------------------------------------------------------------------
 
 def _write_bytes(data: bytes) -> Callable[[IO[bytes]], None]:
     return lambda f: f.write(data)
@@ -234,7 +198,7 @@ def _read_state(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {os.path.dirname(path)} lacks state.pt") from None
     except Exception as err:
-        raise CheckpointError(f"cannot read {path}: {err}".splitlines()[0]) from None
+        raise CheckpointError(f"cannot read {path}: {first_line(err)}") from None
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) \
             or not isinstance(state.get("step"), int) or not isinstance(state.get("rng"), list):
         raise CheckpointError(f"{path} is not a training state of convnets")
@@ -284,7 +248,7 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
             scheduler.load_state_dict(state["scheduler"])
     except (ValueError, KeyError, TypeError) as err:  # PyTorch's own checks of the contents
         raise CheckpointError(f"{ckpt_dir}/state.pt does not fit this run's optimizer: "
-                              f"{err}".splitlines()[0]) from None
+                              f"{first_line(err)}") from None
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
     if ema is not None:

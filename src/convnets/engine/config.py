@@ -20,6 +20,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
+from ..core import parse_input_size
 from ..errors import ConfigError, RunDirError
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
@@ -82,8 +83,6 @@ def int_list(text: str) -> list[int]:
 
 
 def _parse_input_size(text: str) -> list[int]:
-    from ..perf.profile import parse_input_size
-
     return list(parse_input_size(text))
 
 

@@ -26,7 +26,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from ..errors import ConfigError, ConvnetsError
+from ..core import first_line
+from ..errors import ConvnetsError
 from ..models.batchnorm import SyncBatchNorm2d
 
 __all__ = ["DistEnv", "PeerFailure", "setup", "cleanup", "wrap_model", "convert_sync_batchnorm",
@@ -90,7 +91,7 @@ def agree(env: DistEnv, error: BaseException | None) -> None:
         if error is not None:
             raise error
         return
-    mine = None if error is None else f"{error}".splitlines()[0] if str(error) else type(error).__name__
+    mine = None if error is None else first_line(error)
     every: list = [None] * env.world_size
     dist.all_gather_object(every, mine)
     failed = [(rank, msg) for rank, msg in enumerate(every) if msg is not None]
@@ -110,26 +111,6 @@ def is_collective_failure(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and (
         "gloo/transport" in text or "Connection closed by peer" in text
         or "Connection reset by peer" in text or "NCCL communicator was aborted" in text)
-
-
-def local_device(requested: str, env: DistEnv) -> torch.device:
-    """``auto`` is this process's GPU (LOCAL_RANK) when there is one, else the CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", env.local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise ConfigError.of("device", f"{requested!r} is not auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError.of("device", f"{requested} asked for, but no CUDA GPU is available")
-        if device.index is None:
-            device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
-    elif device.type != "cpu":
-        raise ConfigError.of("device", f"{requested!r} is not auto, cpu, cuda or cuda:N")
-    return device
 
 
 def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import autocast, replacing
 from ..errors import ConfigError, DataError
 from ..models.layers import ConvNet
 
@@ -295,7 +296,7 @@ def _views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None, x:
 def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
              device: str | torch.device = "cpu", mode: str = "center",
              scales: Sequence[int] | None = None, crop_size: int | tuple[int, int] | None = None,
-             flip: bool = True, grid: int = 5, amp_dtype: torch.dtype | None = None,
+             flip: bool = True, grid: int = 5, amp: str | None = None,
              num_classes: int | None = None,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
     """Evaluate ``model`` (or an ensemble: a list of models, softmax outputs averaged) on
@@ -310,7 +311,7 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     mirrored images to dense evaluation. Views are combined by averaging softmax outputs
     (AlexNet, VGG), and the loss is the negative log of that average. Models are moved to
     ``device``, put in eval mode and restored to their training flags afterwards;
-    ``amp_dtype`` (e.g. ``torch.bfloat16``) enables autocast.
+    ``amp`` (``"bf16"``, ``"fp16"``) enables autocast.
 
     In data-parallel runs each process passes its own shard of the test set (every image
     in exactly one shard) and ``reduce``, which sums a tensor over the processes (an
@@ -339,8 +340,7 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     with _EvalMode(nets), torch.inference_mode():
         for batch in loader:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
-                                enabled=amp_dtype is not None):
+            with autocast(device, amp):
                 logp = _views(nets, dense_nets, x, mode, scale_list, crop, flip, grid)
             # log of the mean of the views' probabilities, computed stably
             logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
@@ -431,6 +431,6 @@ def plot_confusion(matrix: torch.Tensor, class_names: Sequence[str], path: str |
                             color="white" if rows[i, j] > 0.5 else "black")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

@@ -25,6 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from ..core import atomic_write
 from ..errors import RunDirError
 
 __all__ = ["INFERENCE_FILE", "InferenceSpec", "save_inference_spec", "load_inference_spec",
@@ -123,8 +124,6 @@ def _number(v: Any) -> bool:
 
 
 def save_inference_spec(run_dir: str, spec: InferenceSpec) -> None:
-    from .checkpoint import atomic_write
-
     text = json.dumps(spec.to_dict(), indent=2) + "\n"
     atomic_write(os.path.join(run_dir, INFERENCE_FILE), lambda f: f.write(text.encode()))
 

@@ -14,8 +14,8 @@ import math
 import os
 from typing import Any, Callable
 
+from ..core import atomic_write, replacing
 from ..errors import RunDirError
-from .checkpoint import atomic_write
 
 __all__ = ["METRIC_KEYS", "read_history", "write_history", "with_best", "best_row", "epoch_line",
            "tensorboard", "plot_curves", "report_bad_files", "BAD_FILES"]
@@ -164,7 +164,6 @@ def plot_curves(history: list[dict], path: str) -> None:
     # Fixed margins rather than tight_layout, which measures every label first and took
     # as long as drawing the figure (the plot is the largest fixed cost of a run).
     fig.subplots_adjust(left=0.07, right=0.985, bottom=0.12, top=0.92, wspace=0.2)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core import atomic_write, first_line, local_device
 from ..errors import ConfigError, NotFoundError, RunDirError
 from . import checkpoint as ckpt
 from . import logs
@@ -153,7 +154,6 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     from torch.utils.data import DataLoader
 
     from ..data import open_dataset
-    from .distributed import DistEnv, local_device
     from .evaluation import evaluate, plot_confusion
 
     if batch_size is not None and batch_size < 1:
@@ -179,7 +179,7 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
                 raise ConfigError(f"{name} has {m.num_classes} classes, the test data "
                                   f"{num_classes}; give --data with the data it was trained on")
             members.append(m)
-    dev = local_device(device, DistEnv())
+    dev = local_device(device)
     loader = DataLoader(test_set, batch_size=batch_size or (cfg.batch_size if cfg else 64),
                         shuffle=False, num_workers=workers)
     mode = {"center": "center", "ten": "ten_crop", "dense": "dense", "ten+dense": "ten_crop+dense"}[crops]
@@ -195,7 +195,7 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
         # input; a network with a fixed-size head cannot take them.
         raise ConfigError(f"{resolved[0].model} cannot be evaluated with --crops {crops} on "
                          f"{input_size[1]}x{input_size[2]} test images: "
-                         f"{str(err).splitlines()[0]}") from None
+                         f"{first_line(err)}") from None
 
     out = out or next((t.run_dir for t in resolved if t.run_dir), None)
     summary = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items()}
@@ -210,7 +210,7 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
         logs.report_bad_files(out, bad, "evaluation", log)
     summary["bad_files"] = len(bad)
     if out:
-        ckpt.atomic_write(os.path.join(out, "eval.json"),
+        atomic_write(os.path.join(out, "eval.json"),
                           lambda f: f.write(json.dumps(summary, indent=2).encode()))
         classes = list(getattr(test_set, "classes", [str(i) for i in range(num_classes or 0)]))
         if len(classes) <= 100 and result.get("confusion") is not None:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..core import autocast, local_device
 from ..errors import ConfigError, ConvnetsError, RunDirError
 from . import checkpoint as ckpt
 from . import distributed as ddp
@@ -67,13 +68,6 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
 
 # --- one epoch -------------------------------------------------------------------------
 
-def _autocast(device: torch.device, amp: str | None):
-    if amp is None:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _logits_and_loss(out: Any, y: torch.Tensor, criterion: nn.Module,
                      aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Models with auxiliary classifiers (GoogLeNet, Inception-v3) return (logits, aux...) in
@@ -117,7 +111,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         last = i == group_start + group - 1
         sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
         with sync:
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 logits, loss = _logits_and_loss(model(x), y, criterion, aux_weight)
             # The mean over the accumulated group equals the mean over one batch of that size.
             scaled = loss / group
@@ -193,7 +187,7 @@ def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
     from ..perf.allocator import keep_freed_memory
 
     keep_freed_memory()  # freed activations stay in the process for the next step
-    device = ddp.local_device(cfg.device, ddp.DistEnv(local_rank=int(os.environ.get("LOCAL_RANK", 0))))
+    device = local_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError.of("amp", "fp16 needs a CUDA GPU (its loss scaling is for GPUs); use bf16")
     env = ddp.setup(device)
@@ -357,7 +351,7 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     cycle_epochs = cfg.epochs // cfg.snapshot_ensemble if cfg.snapshot_ensemble else 0
     stop = min(cfg.epochs, until_epoch or cfg.epochs)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
+    eval_amp = "bf16" if cfg.amp == "bf16" else None  # fp16 evaluates in full precision
     step, last_good = run.step, run.start_epoch
 
     def stopped(reason: str) -> NonFiniteError:
@@ -380,14 +374,14 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
             step += tr["steps"]
             # Every process evaluates its shard of the test set; the sums are reduced.
             reduce = functools.partial(ddp.all_reduce_tensor, env=env)
-            res = evaluate(run.model, run.test_loader, device=device, amp_dtype=amp_dtype,
+            res = evaluate(run.model, run.test_loader, device=device, amp=eval_amp,
                            num_classes=run.num_classes, reduce=reduce)
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"],
                                    "train_top1_err": tr["top1_err"], "test_loss": res["loss"],
                                    "test_top1_err": res["top1_err"], "test_top5_err": res["top5_err"]}
             if run.ema is not None:
                 res_ema = evaluate(run.ema.module, run.test_loader, device=device,
-                                   amp_dtype=amp_dtype, num_classes=run.num_classes, reduce=reduce)
+                                   amp=eval_amp, num_classes=run.num_classes, reduce=reduce)
                 row.update(ema_test_top1_err=res_ema["top1_err"], ema_test_top5_err=res_ema["top5_err"])
             row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
             # Each process met the bad files of its own share of the data: gather them all.

@@ -32,6 +32,7 @@ import zipfile
 import torch
 from torch import nn
 
+from ..core import first_line
 from ..errors import WeightsError
 
 __all__ = ["read_state_dict", "load_weights", "check_state_dict", "check_fits"]
@@ -105,7 +106,7 @@ def _read_safetensors(path: str, size: int) -> object:
         return load_file(path)
     except SafetensorError as err:  # the library checks dtypes, shapes and offsets
         raise WeightsError(f"{path} is not a valid safetensors file: "
-                           f"{_first_line(err)}") from None
+                           f"{first_line(err)}") from None
 
 
 def _declared_end(header: object) -> int | None:
@@ -149,18 +150,13 @@ def _torch_load(path: str) -> object:
                                "run code when loaded: refused for safety; save the state dict "
                                "alone (model.state_dict()) or as safetensors") from None
         raise WeightsError(f"{path} is corrupt: its pickled data cannot be read "
-                           f"({_first_line(err)})") from None
+                           f"({first_line(err)})") from None
     except Exception as err:
         # PyTorch's reader fails on malformed archives and pickles in unspecified ways
         # (RuntimeError, EOFError, IndexError, AssertionError, struct.error, ...); at
         # this point every one of them means a damaged file.
         raise WeightsError(f"{path} is truncated or corrupt: PyTorch cannot read it "
-                           f"({type(err).__name__}: {_first_line(err)})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no detail given"
+                           f"({type(err).__name__}: {first_line(err)})") from None
 
 
 # --- one check for every format --------------------------------------------------------

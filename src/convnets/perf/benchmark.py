@@ -31,14 +31,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..engine.distributed import DistEnv, local_device
-from ..engine.train import _autocast  # the engine's own mixed precision, timed as it trains
+from ..core import autocast, local_device, parse_input_size  # the engine's own mixed precision, timed as it trains
 from ..errors import ConfigError
 from ..models.registry import create_model, model_info
 from .allocator import keep_freed_memory
 from .optimize import PRECISIONS
 from .optimize import optimize as optimize_model
-from .profile import check_input_size, count_flops, parse_input_size, saved_tensor_bytes
+from .profile import check_input_size, count_flops, saved_tensor_bytes
 
 __all__ = ["BenchResult", "SideResult", "benchmark", "counterpart", "format_result", "matmul_ceiling"]
 
@@ -165,7 +164,7 @@ def _step_fn(model: nn.Module, mode: str, x: torch.Tensor, device: torch.device,
         model.eval()
 
         def infer() -> None:
-            with torch.inference_mode(), _autocast(device, amp):
+            with torch.inference_mode(), autocast(device, amp):
                 model(x)
         return infer
 
@@ -177,7 +176,7 @@ def _step_fn(model: nn.Module, mode: str, x: torch.Tensor, device: torch.device,
 
     def train() -> None:
         opt.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             loss = loss_fn(_logits(model(x)).float(), y)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -191,7 +190,7 @@ def _step_fn(model: nn.Module, mode: str, x: torch.Tensor, device: torch.device,
 
 def _saved_bytes(model: nn.Module, x: torch.Tensor, device: torch.device, amp: str | None) -> int:
     def forward():
-        with _autocast(device, amp):
+        with autocast(device, amp):
             return _logits(model(x)).float().sum()
     nbytes, loss = saved_tensor_bytes(forward)
     del loss
@@ -231,7 +230,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
     torchvision, timm or (for GUNN) our SUNN twin, interleaved. See the module docstring."""
     info = model_info(model)  # an unknown name raises UnknownModelError, with its own message
     model = info.name
-    dev = local_device(device or "auto", DistEnv())
+    dev = local_device(device or "auto")
     _check(mode, batch, warmup, repeats, amp, dev, compile, optimize)
     size = (parse_input_size(input_size, info.input_size[0]) if input_size is not None
             else tuple(info.input_size))

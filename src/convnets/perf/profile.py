@@ -14,10 +14,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core import first_line
 from ..errors import ConfigError
 from ..models.registry import create_model, model_info
 
-__all__ = ["LayerRow", "count_params", "count_flops", "parse_input_size", "check_input_size",
+__all__ = ["LayerRow", "count_params", "count_flops", "meta_model", "check_input_size",
            "layer_summary", "saved_tensor_bytes"]
 
 
@@ -25,27 +26,8 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def parse_input_size(text: str | int | tuple, default_channels: int = 3) -> tuple[int, int, int]:
-    """``224`` -> (3, 224, 224); ``"1x28x28"`` -> (1, 28, 28); ``"240x320"`` -> (3, 240, 320)."""
-    if isinstance(text, tuple):
-        dims = list(text)
-    else:
-        try:
-            dims = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
-        except ValueError:
-            raise ConfigError.of("input_size", f"{text!r} is not S, HxW or CxHxW (e.g. 224 or "
-                                 "3x224x224)") from None
-    if len(dims) == 1:
-        dims = [default_channels, dims[0], dims[0]]
-    elif len(dims) == 2:
-        dims = [default_channels, *dims]
-    if len(dims) != 3 or min(dims) < 1:
-        raise ConfigError.of("input_size", f"{text!r} is not S, HxW or CxHxW with positive "
-                             "whole numbers")
-    return tuple(dims)
-
-
-def _meta_model(name: str, **options) -> nn.Module:
+def meta_model(name: str, **options) -> nn.Module:
+    """The model built on the ``meta`` device: shapes and parameter counts, no memory."""
     with torch.device("meta"):
         return create_model(name, **options).eval()
 
@@ -57,7 +39,7 @@ def _run(model: nn.Module, input_size: tuple[int, int, int], device: str) -> Flo
         with counter, torch.no_grad():
             model(x)
     except RuntimeError as err:  # e.g. an input too small for the network's pooling
-        msg = str(err).splitlines()[0]
+        msg = first_line(err)
         raise ConfigError.of("input_size", f"{'x'.join(map(str, input_size))} does not fit "
                              f"the model: {msg}") from None
     return counter
@@ -67,14 +49,14 @@ def check_input_size(name: str, input_size: tuple[int, int, int], **options) -> 
     """Refuse an input the model cannot take (too small for its pooling, a channel count
     its first layer does not read) before any data is loaded: one forward pass on the
     ``meta`` device, where nothing is computed."""
-    _run(_meta_model(name, **options), tuple(input_size), "meta")
+    _run(meta_model(name, **options), tuple(input_size), "meta")
 
 
 def count_flops(model_or_name: nn.Module | str, input_size: tuple[int, int, int] | None = None) -> int:
     """FLOPs (2 x multiply-adds) of one forward pass of one image."""
     if isinstance(model_or_name, str):
         input_size = input_size or model_info(model_or_name).input_size
-        model, device = _meta_model(model_or_name), "meta"
+        model, device = meta_model(model_or_name), "meta"
     else:
         model = model_or_name
         device = next(model.parameters()).device
@@ -117,7 +99,7 @@ def layer_summary(name: str, input_size: tuple[int, int, int] | None = None, dep
                   **options) -> tuple[list[LayerRow], int, int]:
     """Per-layer output shape, parameters and multiply-adds; returns (rows, params, macs)."""
     input_size = input_size or model_info(name).input_size
-    model = _meta_model(name, **options)
+    model = meta_model(name, **options)
     shapes: dict[str, tuple[int, ...] | None] = {}
 
     def record(key: str):

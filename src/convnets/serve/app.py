@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.images import load_rgb
 from ..errors import ConfigError, ConvnetsError
-from ..inspect.predict import Predictor
+from ..inference.predict import Predictor
 from .batching import Batcher
 
 __all__ = ["create_app", "ServeError", "BodyTooLarge", "UnsupportedMediaType",

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from ...core import replacing
 from ...errors import ConfigError
 from .common import to_display
 from .dream import Dream
@@ -45,15 +46,8 @@ def _figure(width: float, height: float) -> Figure:
 def save_figure(fig: Figure, path: str | os.PathLike) -> str:
     """Write ``fig`` as a PNG at ``path`` (readers see the old file or the new one)."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp.png"  # opened as any file is, so it keeps the user's permissions
-    try:
+    with replacing(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

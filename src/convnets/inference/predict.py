@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..core import local_device
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -152,13 +153,12 @@ class Predictor:
                     ema: bool = False) -> "Predictor":
         """Load a run directory (its last checkpoint; ``ema``: its EMA weights), a weights
         file (in a run directory, or with ``model``) or a bare model name."""
-        from ..engine.distributed import DistEnv, local_device
         from ..engine.runs import load_models, resolve_target
 
         resolved = resolve_target(os.fspath(target), model=model, ema=ema)
         members = load_models(resolved)
         return cls(members, resolved.inference_spec(members[0].num_classes),
-                   local_device(device, DistEnv()), weights=resolved.weights)
+                   local_device(device), weights=resolved.weights)
 
     # --- one image at a time -------------------------------------------------------------
 

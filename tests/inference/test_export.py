@@ -16,7 +16,7 @@ import convnets
 from convnets.cli import main
 from convnets.engine.inference_spec import spec_without_run
 from convnets.errors import ConvnetsError
-from convnets.inspect.export import OnnxPredictor, export_onnx, write_onnx
+from convnets.inference.export import OnnxPredictor, export_onnx, write_onnx
 
 # One model of each family, at the smallest input it exports at (10 classes keeps heads
 # small; AlexNet and VGG pool adaptively to 6x6 / 7x7, which ONNX takes only from their

@@ -17,7 +17,7 @@ from convnets.data import open_dataset
 from convnets.data.export import export_images, to_pil
 from convnets.engine.inference_spec import INFERENCE_FILE
 from convnets.errors import DataError, RunDirError
-from convnets.inspect.predict import Prediction, Predictor
+from convnets.inference.predict import Prediction, Predictor
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Subset
 from convnets.cli import main
 from convnets.data import open_dataset
 from convnets.errors import ConfigError
-from convnets.inspect.predict import Predictor
-from convnets.inspect.transfer import draw_shots, extract_features, fit_linear, transfer
+from convnets.inference.predict import Predictor
+from convnets.inference.transfer import draw_shots, extract_features, fit_linear, transfer
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
+from ..core import first_line
 from ..errors import ConfigError, NotFoundError, WeightsError
 from ..models.gunn import reference_evaluation
 from .predict import Predictor
@@ -161,7 +162,7 @@ class OnnxPredictor(Predictor):
                 ort.capi.onnxruntime_pybind11_state.InvalidGraph,
                 ort.capi.onnxruntime_pybind11_state.InvalidProtobuf) as err:
             raise WeightsError(f"{path}: ONNX Runtime cannot load it "
-                               f"({str(err).splitlines()[0]})") from None
+                               f"({first_line(err)})") from None
         self.output = props[OUTPUT_KEY]
         self.input_name = self.session.get_inputs()[0].name
         self._use_spec(spec, torch.device("cpu"), [path])
