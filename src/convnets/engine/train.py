@@ -248,7 +248,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
 def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Dataset, Dataset] | None,
             log: Callable[[str], None], env: ddp.DistEnv, device: torch.device) -> _Run:
     from ..models import create_model, model_info
-    from ..perf.profile import check_input_size
+    from ..models.meta import check_input_size
     from .init import apply_init
 
     if env.is_main:
