@@ -45,7 +45,8 @@ def capture_outputs(model: nn.Module, names: Iterable[str],
 
 
 @contextlib.contextmanager
-def capture_shapes(model: nn.Module, names: Iterable[str]) -> Iterator[dict[str, tuple[int, ...] | None]]:
+def capture_shapes(model: nn.Module,
+                   names: Iterable[str]) -> Iterator[dict[str, tuple[int, ...] | None]]:
     """The shape of each named module's first output while the block runs (None for an
     output that is not one tensor), in the order the modules first ran."""
     shapes: dict[str, tuple[int, ...] | None] = {}

@@ -26,7 +26,8 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _run(model: nn.Module, input_size: tuple[int, int, int], device: str) -> FlopCounterMode:
+def _run(model: nn.Module, input_size: tuple[int, int, int],
+         device: str | torch.device) -> FlopCounterMode:
     counter = FlopCounterMode(display=False)
     with counter:
         forward_zeros(model, input_size, device)
