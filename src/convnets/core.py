@@ -1,5 +1,5 @@
 """What every part of convnets shares: the device rule, mixed precision, input sizes,
-atomic file writes and the one-line text of an error.
+atomic file writes, reading a JSON file and the one-line text of an error.
 
 It imports only torch and :mod:`convnets.errors`, so models, data, the engine, inference,
 the server and the benchmark can all depend on it without depending on each other.
@@ -7,16 +7,17 @@ the server and the benchmark can all depend on it without depending on each othe
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from typing import IO, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, ConvnetsError
 
 __all__ = ["AMP_DTYPES", "amp_dtype", "autocast", "local_device", "parse_input_size",
-           "format_input_size", "atomic_write", "replacing", "first_line"]
+           "format_input_size", "atomic_write", "replacing", "read_json", "first_line"]
 
 
 # --- devices ---------------------------------------------------------------------------
@@ -150,6 +151,21 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json(path: str | os.PathLike, *, missing: str, error: type[ConvnetsError]) -> Any:
+    """The JSON value the UTF-8 file ``path`` holds. A missing file raises
+    ``error(missing)``; one that cannot be read, or is not JSON, ``error`` with the
+    reason, in one line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise error(missing) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{os.fspath(path)} is not valid JSON: {err}") from None
+    except OSError as err:  # a directory, no permission
+        raise error(f"{os.fspath(path)} cannot be read: {err.strerror or first_line(err)}") from None
 
 
 # --- error text ------------------------------------------------------------------------

@@ -295,6 +295,13 @@ def test_lsuv_gives_unit_output_variance():
     torch.testing.assert_close(gram / gram.diagonal().mean(), torch.eye(10), atol=1e-4, rtol=0)
 
 
+def test_lsuv_leaves_no_hook_behind_when_the_batch_does_not_fit():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 2 * 2, 10))
+    with pytest.raises(RuntimeError):
+        init_lsuv(model, torch.randn(2, 3, 8, 8))  # the Linear layer expects 4x4 inputs
+    assert all(not m._forward_hooks for m in model.modules())
+
+
 # --- the commands ----------------------------------------------------------------------
 
 def test_train_then_eval_reports_the_same_error(tmp_path, capsys):

@@ -68,18 +68,35 @@ def test_the_users_own_settings_are_left_alone(env, reason):
         assert got["after"] > got["before"] / 4, got  # still the system's behaviour
 
 
-def test_the_cli_and_the_training_engine_apply_it(tmp_path):
-    called = "print(json.dumps(allocator.keep_freed_memory.cache_info().currsize))"
-    cli = _run("import json\nfrom convnets.cli import main\nfrom convnets.perf import allocator\n"
-               f"main(['models', 'lenet'])\n{called}")
-    assert cli == 1
-    fit = _run(
+_CALLED = "print(json.dumps(allocator.keep_freed_memory.cache_info().currsize))"
+
+
+def _fit(run_dir, *options: str) -> dict:
+    """Whether keep_freed_memory was called in a fresh interpreter that ran one small fit."""
+    return _run(
         "import json, torch\nfrom torch.utils.data import TensorDataset\n"
         "from convnets.engine.config import TrainConfig\nfrom convnets.engine.train import fit\n"
         "from convnets.perf import allocator\n"
         "x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10\n"
         "cfg = TrainConfig(model='resnet20', epochs=1, batch_size=8, workers=0, device='cpu', "
         "input_size=[3, 32, 32])\n"
-        f"fit(cfg, {str(tmp_path / 'run')!r}, datasets=(TensorDataset(x, y), TensorDataset(x, y)), "
-        f"log=lambda s: None, progress=False)\n{called}")
-    assert fit == 1
+        f"fit(cfg, {str(run_dir)!r}, datasets=(TensorDataset(x, y), TensorDataset(x, y)), "
+        f"log=lambda s: None, progress=False{''.join(', ' + o for o in options)})\n{_CALLED}")
+
+
+def test_the_cli_and_the_training_engine_apply_it(tmp_path):
+    cli = _run("import json\nfrom convnets.cli import main\nfrom convnets.perf import allocator\n"
+               f"main(['models', 'lenet'])\n{_CALLED}")
+    assert cli == 1
+    assert _fit(tmp_path / "run") == 1
+
+
+def test_fit_leaves_malloc_alone_when_asked(tmp_path):
+    assert _fit(tmp_path / "run", "keep_freed_memory=False") == 0
+
+
+def test_the_engine_and_perf_share_one_function():
+    from convnets import allocator
+    from convnets.perf import allocator as former
+
+    assert former.keep_freed_memory is allocator.keep_freed_memory

@@ -118,3 +118,36 @@ def test_any_metrics_file_reads_or_is_one_error(lines):
             assert best is None or isinstance(best, (int, float))
     finally:
         os.unlink(path)
+
+
+# The three JSON files of a run (config.json, inference.json, the checkpoint record) are
+# read by one function: a file that is not UTF-8, or cannot be read at all, is one line too.
+def _readers(tmp_path):
+    from convnets.engine.checkpoint import COMMIT, latest_checkpoint
+
+    return [(lambda p: load_config(p), tmp_path / "config.json"),
+            (lambda p: load_inference_spec(p), tmp_path / "inference.json"),
+            (lambda p: latest_checkpoint(tmp_path), tmp_path / COMMIT)]
+
+
+def test_a_json_file_that_is_not_utf8_is_one_error(tmp_path):
+    for read, path in _readers(tmp_path):
+        path.write_bytes(b'{"model": "\xff"}')
+        try:
+            read(str(path))
+        except ConvnetsError as err:
+            assert str(err).startswith(f"{path} is not valid JSON: ") and "\n" not in str(err)
+        else:
+            raise AssertionError(f"{path} was read")
+
+
+def test_a_json_path_that_cannot_be_read_is_one_error(tmp_path):
+    for read, path in _readers(tmp_path):
+        path.mkdir()
+        try:
+            read(str(path))
+        except ConvnetsError as err:
+            assert str(err) == f"{path} cannot be read: Is a directory"
+        else:
+            raise AssertionError(f"{path} was read")
+        path.rmdir()

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from ..core import atomic_write, first_line
+from ..core import atomic_write, first_line, read_json
 from ..errors import CheckpointError, WeightsError
 from ..models.weights import check_fits, read_state_dict
 
@@ -149,13 +149,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"run directory not found: {run_dir}")
     path = os.path.join(run_dir, COMMIT)
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} holds no checkpoint (no {COMMIT})") from None
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path} is not valid JSON") from None
+    record = read_json(path, missing=f"{run_dir} holds no checkpoint (no {COMMIT})",
+                       error=CheckpointError)
     record["dir"] = os.path.join(run_dir, record["dir"])
     return record
 

@@ -20,7 +20,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
-from ..core import parse_input_size
+from ..core import parse_input_size, read_json
 from ..errors import ConfigError, RunDirError
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
@@ -264,13 +264,7 @@ def resume_changes(saved: TrainConfig, cfg: TrainConfig) -> list[str]:
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
     """Read a run's config.json; a missing, malformed or out-of-range file is a RunDirError."""
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise RunDirError(f"no config.json in the run directory: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path} is not valid JSON: {err}") from None
+    raw = read_json(path, missing=f"no config.json in the run directory: {path}", error=RunDirError)
     if not isinstance(raw, dict):
         raise RunDirError(f"{path} does not hold a configuration (a JSON object)")
     known = {f.name for f in fields(TrainConfig)}

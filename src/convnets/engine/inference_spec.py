@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from ..core import atomic_write
+from ..core import atomic_write, read_json
 from ..errors import RunDirError
 
 __all__ = ["INFERENCE_FILE", "InferenceSpec", "save_inference_spec", "load_inference_spec",
@@ -129,13 +129,7 @@ def save_inference_spec(run_dir: str, spec: InferenceSpec) -> None:
 
 
 def load_inference_spec(path: str) -> InferenceSpec:
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise RunDirError(f"no {INFERENCE_FILE}: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirError(f"{path} is not valid JSON: {err}") from None
+    raw = read_json(path, missing=f"no {INFERENCE_FILE}: {path}", error=RunDirError)
     return InferenceSpec.from_dict(raw, path)
 
 

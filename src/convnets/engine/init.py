@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.hooks import capture_outputs, capture_shapes
 from ..models.layers import init_he_fan_out
 
 __all__ = ["init_he", "init_lsuv", "apply_init"]
@@ -34,12 +35,10 @@ def init_lsuv(model: nn.Module, batch: torch.Tensor, *, tol: float = 0.1, max_it
     """
     was_training = model.training
     model.eval()  # batch-norm running statistics must not absorb the probing passes
-    order: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m) if m not in order else None)
-             for m in model.modules() if isinstance(m, _LAYERS)]
-    model(batch)
-    for h in hooks:
-        h.remove()
+    names = [name for name, m in model.named_modules() if isinstance(m, _LAYERS)]
+    with capture_shapes(model, names) as reached:
+        model(batch)
+    order = [model.get_submodule(name) for name in reached]  # as the forward pass reaches them
 
     for m in order:
         nn.init.orthogonal_(m.weight.view(m.weight.shape[0], -1))
@@ -47,11 +46,11 @@ def init_lsuv(model: nn.Module, batch: torch.Tensor, *, tol: float = 0.1, max_it
             nn.init.zeros_(m.bias)
 
     variances = []
-    for layer in order:
+    for name, layer in zip(reached, order):
         seen: list[torch.Tensor] = []
 
-        def probe(m, i, o):
-            seen.append(o.detach().float().var())
+        def probe(_name: str, out: torch.Tensor) -> None:
+            seen.append(out.detach().float().var())
             raise _Stop  # the rest of the network is not needed for this layer
 
         def measure() -> float:
@@ -62,8 +61,7 @@ def init_lsuv(model: nn.Module, batch: torch.Tensor, *, tol: float = 0.1, max_it
                 pass
             return float(seen[0])
 
-        hook = layer.register_forward_hook(probe)
-        try:
+        with capture_outputs(model, [name], probe):
             for _ in range(max_iters):
                 var = measure()
                 if abs(var - 1.0) < tol or not var > 0 or var == float("inf"):
@@ -71,8 +69,6 @@ def init_lsuv(model: nn.Module, batch: torch.Tensor, *, tol: float = 0.1, max_it
                 layer.weight.div_(var ** 0.5)
             else:
                 var = measure()
-        finally:
-            hook.remove()
         variances.append(var)
     model.train(was_training)
     return variances

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .. import allocator
 from ..core import autocast, local_device
 from ..errors import ConfigError, ConvnetsError, RunDirError
 from . import checkpoint as ckpt
@@ -176,17 +177,23 @@ def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Data
 
 def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
         until_epoch: int | None = None, datasets: tuple[Dataset, Dataset] | None = None,
-        log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
+        log: Callable[[str], None] = print, progress: bool | None = None,
+        keep_freed_memory: bool = True) -> dict[str, Any]:
     """Train ``cfg.model`` as ``cfg`` says, writing the run directory; returns
     {"run_dir", "history", "last", "best"} (``last`` and ``best``: metrics rows).
 
     ``resume`` continues ``run_dir`` from its last checkpoint; ``cfg`` must then equal the
     run's saved configuration except in the fields that may change on resume (workers,
     device). ``until_epoch`` stops after that epoch as if interrupted (the schedule still
-    spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``."""
-    from ..perf.allocator import keep_freed_memory
+    spans ``cfg.epochs``); ``datasets`` = (train, test) replaces ``cfg.data``.
 
-    keep_freed_memory()  # freed activations stay in the process for the next step
+    ``keep_freed_memory`` changes the whole process's malloc settings, for as long as it
+    runs, so that freed activations are reused by the next step without new page faults
+    (10-20% faster steps; see :func:`convnets.allocator.keep_freed_memory`, which also
+    says when it leaves the settings alone). The price is that the process keeps its peak
+    memory until it exits; pass ``False`` to train under the C library's defaults."""
+    if keep_freed_memory:
+        allocator.keep_freed_memory()
     device = local_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError.of("amp", "fp16 needs a CUDA GPU (its loss scaling is for GPUs); use bf16")
@@ -248,7 +255,7 @@ def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
 def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Dataset, Dataset] | None,
             log: Callable[[str], None], env: ddp.DistEnv, device: torch.device) -> _Run:
     from ..models import create_model, model_info
-    from ..perf.profile import check_input_size
+    from ..models.meta import check_input_size
     from .init import apply_init
 
     if env.is_main:
@@ -325,15 +332,32 @@ def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
 def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int | None,
          datasets: tuple[Dataset, Dataset] | None, log: Callable[[str], None],
          progress: bool | None, env: ddp.DistEnv, device: torch.device) -> dict[str, Any]:
-    from .evaluation import evaluate
+    run_dir = _agreed_run_dir(cfg, run_dir, env)
+    run = _set_up_everywhere(cfg, run_dir, resume, datasets, log, env, device)
+    epochs = _Epochs(cfg, run, env, device, log, progress)
+    try:
+        for epoch in range(run.start_epoch, _stop_epoch(cfg, until_epoch)):
+            epochs.run_epoch(epoch)
+    finally:
+        epochs.close()
+    return epochs.result()
 
-    main = env.is_main
-    if run_dir is None:
-        run_dir = default_run_dir(cfg.model)
-        if env.distributed:  # every rank must use rank 0's timestamp
-            box = [run_dir]
-            dist.broadcast_object_list(box, src=0)
-            run_dir = box[0]
+
+def _agreed_run_dir(cfg: TrainConfig, run_dir: str | None, env: ddp.DistEnv) -> str:
+    """``run_dir``, or a new one named after the model and the time: rank 0's on every rank."""
+    if run_dir is not None:
+        return run_dir
+    run_dir = default_run_dir(cfg.model)
+    if env.distributed:  # every rank must use rank 0's timestamp
+        box = [run_dir]
+        dist.broadcast_object_list(box, src=0)
+        run_dir = box[0]
+    return run_dir
+
+
+def _set_up_everywhere(cfg: TrainConfig, run_dir: str, resume: bool,
+                       datasets: tuple[Dataset, Dataset] | None, log: Callable[[str], None],
+                       env: ddp.DistEnv, device: torch.device) -> _Run:
     # Every process builds its part without communicating; if any fails, all stop here
     # with that one message, rather than the others waiting forever in a collective.
     run, error = None, None
@@ -343,96 +367,155 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
         error = err
     ddp.agree(env, error)
     run.net = ddp.wrap_model(run.model, env, device, cfg.sync_bn)  # broadcasts rank 0's weights
+    return run
 
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    history = logs.read_history(metrics_path, run.start_epoch) if main else []
-    writer = logs.tensorboard(run_dir, run.start_epoch, log) if main else None
-    show = (sys.stderr.isatty() if progress is None else progress) and main
-    cycle_epochs = cfg.epochs // cfg.snapshot_ensemble if cfg.snapshot_ensemble else 0
-    stop = min(cfg.epochs, until_epoch or cfg.epochs)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    eval_amp = "bf16" if cfg.amp == "bf16" else None  # fp16 evaluates in full precision
-    step, last_good = run.step, run.start_epoch
 
-    def stopped(reason: str) -> NonFiniteError:
-        kept = (f"the last good checkpoint (epoch {last_good}) is kept in {run_dir}"
-                if last_good else "no checkpoint was written")
+def _stop_epoch(cfg: TrainConfig, until_epoch: int | None) -> int:
+    """The number of epochs done when the loop ends: the schedule's, or ``until_epoch``
+    when that comes first (an interruption on purpose; the schedule is unchanged)."""
+    return min(cfg.epochs, until_epoch or cfg.epochs)
+
+
+class _Epochs:
+    """The epoch loop. Each epoch trains, evaluates, stops the run if anything is no
+    longer finite, then commits its metrics row and checkpoint; the record of the run
+    (metrics.jsonl, TensorBoard, the curves) is kept by the main process."""
+
+    def __init__(self, cfg: TrainConfig, run: _Run, env: ddp.DistEnv, device: torch.device,
+                 log: Callable[[str], None], progress: bool | None) -> None:
+        self.cfg, self.run, self.env, self.device, self.log = cfg, run, env, device, log
+        main = env.is_main
+        self.metrics_path = os.path.join(run.run_dir, "metrics.jsonl")
+        self.history = logs.read_history(self.metrics_path, run.start_epoch) if main else []
+        self.writer = logs.tensorboard(run.run_dir, run.start_epoch, log) if main else None
+        self.show = (sys.stderr.isatty() if progress is None else progress) and main
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.eval_amp = "bf16" if cfg.amp == "bf16" else None  # fp16 evaluates in full precision
+        self.step = run.step
+        self.last_good = run.start_epoch  # the last epoch with a committed checkpoint (0: none)
+
+    def run_epoch(self, epoch: int) -> None:
+        ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank)
+        lr = self.run.optimizer.param_groups[0]["lr"]
+        trained = self._train(epoch)
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self._measure(trained)}
+        bad_files = self._bad_files(epoch)
+        if bad_files:
+            row["bad_files"] = len(bad_files)
+        self._stop_unless_finite(epoch, row["test_loss"])
+        self._commit(epoch, row)
+        self.last_good = epoch + 1
+        ddp.barrier(self.env)
+
+    def _train(self, epoch: int) -> dict[str, float]:
+        run, cfg = self.run, self.cfg
+        try:
+            trained = train_one_epoch(run.net, run.train_loader, run.optimizer, device=self.device,
+                                      criterion=self.criterion, scheduler=run.scheduler,
+                                      scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
+                                      ema=run.ema, channels_last=cfg.channels_last, env=self.env,
+                                      epoch=epoch, progress=self.show)
+        except NonFiniteError as err:
+            raise self._stopped(str(err)) from None
+        self.step += trained["steps"]
+        return trained
+
+    def _measure(self, trained: dict[str, float]) -> dict[str, Any]:
+        """The epoch's figures: training loss and error, the test set's (and the EMA
+        weights' errors), and the training speed."""
+        run = self.run
+        res = self._test(run.model)
+        figures: dict[str, Any] = {"train_loss": trained["loss"], "train_top1_err": trained["top1_err"],
+                                   "test_loss": res["loss"], "test_top1_err": res["top1_err"],
+                                   "test_top5_err": res["top5_err"]}
+        if run.ema is not None:
+            res_ema = self._test(run.ema.module)
+            figures.update(ema_test_top1_err=res_ema["top1_err"], ema_test_top5_err=res_ema["top5_err"])
+        figures.update(images_per_s=trained["images"] / trained["seconds"], time=trained["seconds"])
+        return figures
+
+    def _test(self, model: nn.Module) -> dict[str, float]:
+        from .evaluation import evaluate
+
+        # Every process evaluates its shard of the test set; the sums are reduced.
+        return evaluate(model, self.run.test_loader, device=self.device, amp=self.eval_amp,
+                        num_classes=self.run.num_classes,
+                        reduce=functools.partial(ddp.all_reduce_tensor, env=self.env))
+
+    def _bad_files(self, epoch: int) -> list[tuple[str, str]]:
+        """The unreadable files the epoch met, reported to the console and the run."""
+        run, env = self.run, self.env
+        # Each process met the bad files of its own share of the data: gather them all.
+        bad_files = sorted(set(_gather_bad_files(run.train_set, env)
+                               + _gather_bad_files(run.test_loader.dataset, env)))
+        if bad_files and env.is_main:
+            logs.report_bad_files(run.run_dir, bad_files, f"epoch {epoch + 1}", self.log)
+        return bad_files
+
+    def _stop_unless_finite(self, epoch: int, test_loss: float) -> None:
+        # Nothing non-finite is committed as a good checkpoint: the loss can stay finite
+        # while batch-norm statistics overflow, which the test loss then shows.
+        env = self.env
+        bad = _non_finite(self.run.model, self.run.ema)
+        if env.distributed:  # BN statistics may differ between processes
+            bad = [f"{len(bad)} tensors"] if ddp.all_reduce_sum([len(bad)], self.device, env)[0] else []
+        if bad or not math.isfinite(test_loss):
+            what = (f"after epoch {epoch + 1} {len(bad)} weight or buffer tensor(s) are not "
+                    f"finite ({', '.join(bad[:3])})" if bad else
+                    f"the test loss after epoch {epoch + 1} is not finite")
+            raise self._stopped(what)
+
+    def _stopped(self, reason: str) -> NonFiniteError:
+        kept = (f"the last good checkpoint (epoch {self.last_good}) is kept in {self.run.run_dir}"
+                if self.last_good else "no checkpoint was written")
         return NonFiniteError(f"training stopped: {reason}; {kept}; try a lower --lr or --warmup")
 
-    try:
-        for epoch in range(run.start_epoch, stop):
-            ddp.set_epoch(run.train_loader, epoch, cfg.seed, env.rank)
-            lr = run.optimizer.param_groups[0]["lr"]
-            try:
-                tr = train_one_epoch(run.net, run.train_loader, run.optimizer, device=device,
-                                     criterion=criterion, scheduler=run.scheduler,
-                                     scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
-                                     ema=run.ema, channels_last=cfg.channels_last, env=env,
-                                     epoch=epoch, progress=show)
-            except NonFiniteError as err:
-                raise stopped(str(err)) from None
-            step += tr["steps"]
-            # Every process evaluates its shard of the test set; the sums are reduced.
-            reduce = functools.partial(ddp.all_reduce_tensor, env=env)
-            res = evaluate(run.model, run.test_loader, device=device, amp=eval_amp,
-                           num_classes=run.num_classes, reduce=reduce)
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"],
-                                   "train_top1_err": tr["top1_err"], "test_loss": res["loss"],
-                                   "test_top1_err": res["top1_err"], "test_top5_err": res["top5_err"]}
-            if run.ema is not None:
-                res_ema = evaluate(run.ema.module, run.test_loader, device=device,
-                                   amp=eval_amp, num_classes=run.num_classes, reduce=reduce)
-                row.update(ema_test_top1_err=res_ema["top1_err"], ema_test_top5_err=res_ema["top5_err"])
-            row.update(images_per_s=tr["images"] / tr["seconds"], time=tr["seconds"])
-            # Each process met the bad files of its own share of the data: gather them all.
-            bad_files = sorted(set(_gather_bad_files(run.train_set, env)
-                                   + _gather_bad_files(run.test_loader.dataset, env)))
-            if bad_files:
-                row["bad_files"] = len(bad_files)
-                if main:
-                    logs.report_bad_files(run_dir, bad_files, f"epoch {epoch + 1}", log)
-            # Nothing non-finite is committed as a good checkpoint: the loss can stay finite
-            # while batch-norm statistics overflow, which the test loss then shows.
-            bad = _non_finite(run.model, run.ema)
-            if env.distributed:  # BN statistics may differ between processes
-                bad = [f"{len(bad)} tensors"] if ddp.all_reduce_sum([len(bad)], device, env)[0] else []
-            if bad or not math.isfinite(res["loss"]):
-                what = (f"after epoch {epoch + 1} {len(bad)} weight or buffer tensor(s) are not "
-                        f"finite ({', '.join(bad[:3])})" if bad else
-                        f"the test loss after epoch {epoch + 1} is not finite")
-                raise stopped(what)
-            # Taken after evaluation, so that the saved RNG states are exactly those the
-            # next epoch starts from.
-            rngs = _gather_rng(env)
-            if main:
-                history.append(row)
-                logs.with_best(history)
-                # The metrics row first: a kill between the two writes leaves a row for an
-                # uncommitted epoch, which a resume drops; never a committed epoch without one.
-                logs.write_history(metrics_path, history)
-                if cycle_epochs and (epoch + 1) % cycle_epochs == 0:
-                    os.makedirs(os.path.join(run_dir, "snapshots"), exist_ok=True)
-                    ckpt.save_weights(os.path.join(run_dir, "snapshots",
-                                                   f"snapshot-{(epoch + 1) // cycle_epochs}.safetensors"),
-                                      run.model.state_dict(), {"epoch": str(epoch + 1)})
-                ckpt.save_checkpoint(run_dir, model=run.model, epoch=epoch + 1, step=step,
-                                     optimizer=run.optimizer, scheduler=run.scheduler,
-                                     scaler=run.scaler, ema=run.ema, rng=rngs)
-                if writer is not None:
-                    for key, value in row.items():
-                        if key != "epoch" and value is not None:
-                            writer.add_scalar(key, value, epoch + 1)
-                    writer.flush()
-                log(logs.epoch_line(row, cfg.epochs))
-            last_good = epoch + 1
-            ddp.barrier(env)
-    finally:
-        if writer is not None:
-            writer.close()
-        if main and history:
-            logs.plot_curves(history, os.path.join(run_dir, "curves.png"))
-    return {"run_dir": run_dir, "history": history, "last": history[-1] if history else None,
-            "best": logs.best_row(history)}
+    def _commit(self, epoch: int, row: dict[str, Any]) -> None:
+        """Record the epoch: its metrics row, its snapshot, its checkpoint, its line."""
+        run, cfg = self.run, self.cfg
+        # Taken after evaluation, so that the saved RNG states are exactly those the
+        # next epoch starts from.
+        rngs = _gather_rng(self.env)
+        if not self.env.is_main:
+            return
+        self.history.append(row)
+        logs.with_best(self.history)
+        # The metrics row first: a kill between the two writes leaves a row for an
+        # uncommitted epoch, which a resume drops; never a committed epoch without one.
+        logs.write_history(self.metrics_path, self.history)
+        self._save_snapshot(epoch)
+        ckpt.save_checkpoint(run.run_dir, model=run.model, epoch=epoch + 1, step=self.step,
+                             optimizer=run.optimizer, scheduler=run.scheduler,
+                             scaler=run.scaler, ema=run.ema, rng=rngs)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and value is not None:
+                    self.writer.add_scalar(key, value, epoch + 1)
+            self.writer.flush()
+        self.log(logs.epoch_line(row, cfg.epochs))
+
+    def _save_snapshot(self, epoch: int) -> None:
+        """The weights at the end of each cosine cycle, the members of a snapshot ensemble
+        (Huang et al. 2017)."""
+        cfg = self.cfg
+        cycle_epochs = cfg.epochs // cfg.snapshot_ensemble if cfg.snapshot_ensemble else 0
+        if not cycle_epochs or (epoch + 1) % cycle_epochs:
+            return
+        folder = os.path.join(self.run.run_dir, "snapshots")
+        os.makedirs(folder, exist_ok=True)
+        ckpt.save_weights(os.path.join(folder, f"snapshot-{(epoch + 1) // cycle_epochs}.safetensors"),
+                          self.run.model.state_dict(), {"epoch": str(epoch + 1)})
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.env.is_main and self.history:
+            logs.plot_curves(self.history, os.path.join(self.run.run_dir, "curves.png"))
+
+    def result(self) -> dict[str, Any]:
+        history = self.history
+        return {"run_dir": self.run.run_dir, "history": history,
+                "last": history[-1] if history else None, "best": logs.best_row(history)}
 
 
 def _non_finite(model: nn.Module, ema: nn.Module | None) -> list[str]:

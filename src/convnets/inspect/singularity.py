@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..models.gunn import GunnLayer
+from ..models.hooks import capture_outputs
 from ..models.layers import ConvBNAct
 
 __all__ = ["LayerStats", "ActivationStats", "channel_stats", "analyze_singularities"]
@@ -118,24 +119,18 @@ def analyze_singularities(model: nn.Module, batches: Iterable[torch.Tensor], *,
     points = _probe_points(model)
     stats: dict[str, ActivationStats] = {}
 
-    def hook(name: str):
-        def record(_module, _inputs, out):
-            if name not in stats:
-                stats[name] = ActivationStats(out.shape[1])
-            stats[name].update(out)
-        return record
+    def record(name: str, out: torch.Tensor) -> None:
+        if name not in stats:
+            stats[name] = ActivationStats(out.shape[1])
+        stats[name].update(out)
 
-    handles = [m.register_forward_hook(hook(name)) for name, m, _ in points]
-    try:
+    with capture_outputs(model, [name for name, _m, _kind in points], record):
         seen = 0
         for x in batches:
             model(x)
             seen += 1
-        if not seen:
-            raise DataError("no input batches to analyse")
-    finally:
-        for h in handles:
-            h.remove()
+    if not seen:
+        raise DataError("no input batches to analyse")
     rows = []
     for name, _m, kind in points:
         if name not in stats:  # a module the forward pass never reached

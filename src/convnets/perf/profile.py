@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..core import first_line
-from ..errors import ConfigError
-from ..models.registry import create_model, model_info
+from ..models.hooks import capture_shapes
+from ..models.meta import check_input_size, forward_zeros, meta_model
+from ..models.registry import model_info
 
 __all__ = ["LayerRow", "count_params", "count_flops", "meta_model", "check_input_size",
            "layer_summary", "saved_tensor_bytes"]
@@ -26,30 +26,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def meta_model(name: str, **options) -> nn.Module:
-    """The model built on the ``meta`` device: shapes and parameter counts, no memory."""
-    with torch.device("meta"):
-        return create_model(name, **options).eval()
-
-
-def _run(model: nn.Module, input_size: tuple[int, int, int], device: str) -> FlopCounterMode:
-    x = torch.zeros(1, *input_size, device=device)
+def _run(model: nn.Module, input_size: tuple[int, int, int],
+         device: str | torch.device) -> FlopCounterMode:
     counter = FlopCounterMode(display=False)
-    try:
-        with counter, torch.no_grad():
-            model(x)
-    except RuntimeError as err:  # e.g. an input too small for the network's pooling
-        msg = first_line(err)
-        raise ConfigError.of("input_size", f"{'x'.join(map(str, input_size))} does not fit "
-                             f"the model: {msg}") from None
+    with counter:
+        forward_zeros(model, input_size, device)
     return counter
-
-
-def check_input_size(name: str, input_size: tuple[int, int, int], **options) -> None:
-    """Refuse an input the model cannot take (too small for its pooling, a channel count
-    its first layer does not read) before any data is loaded: one forward pass on the
-    ``meta`` device, where nothing is computed."""
-    _run(meta_model(name, **options), tuple(input_size), "meta")
 
 
 def count_flops(model_or_name: nn.Module | str, input_size: tuple[int, int, int] | None = None) -> int:
@@ -100,19 +82,8 @@ def layer_summary(name: str, input_size: tuple[int, int, int] | None = None, dep
     """Per-layer output shape, parameters and multiply-adds; returns (rows, params, macs)."""
     input_size = input_size or model_info(name).input_size
     model = meta_model(name, **options)
-    shapes: dict[str, tuple[int, ...] | None] = {}
-
-    def record(key: str):
-        def hook(_module, _inputs, out):
-            shapes.setdefault(key, tuple(out.shape) if torch.is_tensor(out) else None)
-        return hook
-
-    hooks = [m.register_forward_hook(record(key)) for key, m in model.named_modules() if key]
-    try:
+    with capture_shapes(model, [key for key, _ in model.named_modules() if key]) as shapes:
         counter = _run(model, input_size, "meta")
-    finally:
-        for hook in hooks:
-            hook.remove()
     root = type(model).__name__
     flops = counter.get_flop_counts()
     rows = [LayerRow(key, type(module).__name__, shapes.get(key), count_params(module),

@@ -10,13 +10,14 @@ with the nearest layer that does run.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...models.hooks import capture_outputs, capture_shapes
 
 __all__ = ["as_batch", "find_layer", "capture", "forward_to", "run_layers", "default_layer",
            "resolve_class", "to_display"]
@@ -80,22 +81,14 @@ def _ancestors(name: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _hooked(model: nn.Module, name: str, hook) -> Iterator[set[str]]:
-    """``hook`` on layer ``name``; yields the set of its ancestors that ran, so that a
-    layer that never runs can be refused with the nearest one that does."""
-    modules = dict(model.named_modules())
+def _hooked(model: nn.Module, name: str, record: Callable[[str, Any], None]) -> Iterator[set[str]]:
+    """``record(name, output)`` for layer ``name``; yields the set of its ancestors that
+    ran, so that a layer that never runs can be refused with the nearest one that does."""
+    find_layer(model, name)  # an unknown name is refused with the valid ones
     ran: set[str] = set()
-
-    def seen(parent: str):
-        return lambda *_: ran.add(parent)
-
-    handles = [find_layer(model, name).register_forward_hook(hook)]
-    handles += [modules[p].register_forward_hook(seen(p)) for p in _ancestors(name) if p in modules]
-    try:
+    with capture_outputs(model, [name], record), \
+            capture_outputs(model, _ancestors(name), lambda parent, _out: ran.add(parent)):
         yield ran
-    finally:
-        for h in handles:
-            h.remove()
 
 
 class _Capture:
@@ -103,7 +96,7 @@ class _Capture:
         self.model, self.name, self.outputs = model, name, []
         self.ran: set[str] = set()
 
-    def record(self, _module: nn.Module, _inputs: tuple, out: object) -> None:
+    def record(self, _name: str, out: object) -> None:
         # A copy: an in-place ReLU after the layer would otherwise change what was seen.
         self.outputs[:] = [out.detach().clone() if isinstance(out, torch.Tensor) else out]
 
@@ -130,7 +123,7 @@ def forward_to(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
     forward pass stops there, so nothing after the layer runs (or changes it in place)."""
     outputs: list = []
 
-    def stop(_module: nn.Module, _inputs: tuple, out: object) -> None:
+    def stop(_name: str, out: object) -> None:
         outputs.append(out)
         raise _Reached
 
@@ -146,20 +139,9 @@ def forward_to(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
 def run_layers(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...] | None]]:
     """Every layer that runs on ``x``, in the order it first runs, with its output shape
     (None for outputs that are not one tensor)."""
-    seen: dict[str, tuple[int, ...] | None] = {}
-
-    def hook(name: str):
-        def record(_m, _i, out):
-            seen.setdefault(name, tuple(out.shape) if isinstance(out, torch.Tensor) else None)
-        return record
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
-    try:
+    with capture_shapes(model, [n for n, _ in model.named_modules() if n]) as shapes:
         model(as_batch(x))
-    finally:
-        for h in handles:
-            h.remove()
-    return list(seen.items())
+    return list(shapes.items())
 
 
 def default_layer(model: nn.Module, x: torch.Tensor) -> str:
