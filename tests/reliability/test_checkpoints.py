@@ -147,3 +147,13 @@ def test_a_metrics_row_lacking_a_key_still_resumes_and_plots(tmp_path, digits):
     result = fit(_cfg(), str(run), resume=True, until_epoch=2, datasets=digits, log=_quiet)
     assert [r["epoch"] for r in result["history"]] == [1, 2]
     assert (run / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("record", ['[1, 2]', '{"epoch": 1}', '{"epoch": "one", "dir": "x"}',
+                                    '"checkpoints/epoch-0001"'])
+def test_a_commit_record_of_the_wrong_shape_is_one_line(tmp_path, record):
+    (tmp_path / "checkpoint.json").write_text(record)
+    with pytest.raises(CheckpointError, match="is not a checkpoint record"):
+        ckpt.latest_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="is not a checkpoint record"):
+        ckpt.clean_stale(tmp_path)

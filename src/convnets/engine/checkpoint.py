@@ -151,6 +151,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = os.path.join(run_dir, COMMIT)
     record = read_json(path, missing=f"{run_dir} holds no checkpoint (no {COMMIT})",
                        error=CheckpointError)
+    if not (isinstance(record, dict) and isinstance(record.get("dir"), str)
+            and isinstance(record.get("epoch"), int)):
+        raise CheckpointError(f"{path} is not a checkpoint record (it must name the epoch "
+                              "and the checkpoint folder)")
     record["dir"] = os.path.join(run_dir, record["dir"])
     return record
 
