@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from ..core import parse_input_size
+from ..data.images import DEFAULT_MAX_PIXELS
 from ..errors import ConfigError, RunDirError
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
@@ -92,6 +93,17 @@ def _increasing(v: list[int]) -> str | None:
     return None if ok else f"must be positive epochs in non-decreasing order, got {v}"
 
 
+# The data loaders derive a seed per epoch and process, about 10^9 times this one
+# (engine/distributed.py, set_epoch), and torch's generators take 64 bits: 32 bits of seed
+# keep every derived seed in range (NumPy's own seeds are 32 bits as well).
+SEED_LIMIT = 2**32
+
+
+def _seed(v: int) -> str | None:
+    return None if abs(v) < SEED_LIMIT else (f"must be between -{SEED_LIMIT - 1} and "
+                                             f"{SEED_LIMIT - 1}, got {v}")
+
+
 def _input_size(v: list[int] | None) -> str | None:
     if v is None:
         return None
@@ -149,11 +161,11 @@ class TrainConfig:
                                   check=_at_least(0), metavar="M")
     workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
                         resume=True)
-    max_pixels: int = _opt(50_000_000, "refuse image files of more pixels than this (each is "
-                           "skipped and named like any unreadable file; large JPEGs are decoded "
-                           "at a reduced scale instead)", flag="--max-pixels",
+    max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse image files of more pixels than this "
+                           "(each is skipped and named like any unreadable file; large JPEGs are "
+                           "decoded at a reduced scale instead)", flag="--max-pixels",
                            check=_at_least(1), resume=True)
-    seed: int = _opt(0, "random seed", flag="--seed")
+    seed: int = _opt(0, "random seed", flag="--seed", check=_seed)
     deterministic: bool = _opt(False, "deterministic algorithms (bit-exact resume on the CPU)",
                                flag="--deterministic")
     sync_bn: bool = _opt(False, "synchronise batch norm over processes", flag="--sync-bn")
