@@ -31,8 +31,8 @@ from ..core import autocast, replacing
 from ..errors import ConfigError, DataError
 from ..models.layers import ConvNet
 
-__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "convolutionize", "ensemble_predict",
-           "plot_confusion"]
+__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "convolutionize",
+           "ensemble_predict", "plot_confusion"]
 
 EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "multi_crop+dense")
 
