@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from ..core import parse_input_size
-from ..data.images import DEFAULT_MAX_PIXELS
 from ..errors import ConfigError, RunDirError
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
@@ -50,7 +49,10 @@ class Option:
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
+    """A TrainConfig field; ``default`` may be a function that returns it."""
     meta = {"option": Option(help=help, **kw)}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -91,6 +93,14 @@ def _increasing(v: list[int]) -> str | None:
     # An epoch listed twice decays twice there (the released GUNN ImageNet schedule).
     ok = all(m > 0 for m in v) and list(v) == sorted(v)
     return None if ok else f"must be positive epochs in non-decreasing order, got {v}"
+
+
+def _max_pixels() -> int:
+    # Read when a config is made: importing convnets.data loads torchvision, which the
+    # command line's parser, built from these fields, does without.
+    from ..data.images import DEFAULT_MAX_PIXELS
+
+    return DEFAULT_MAX_PIXELS
 
 
 # The data loaders derive a seed per epoch and process, about 10^9 times this one
@@ -161,7 +171,7 @@ class TrainConfig:
                                   check=_at_least(0), metavar="M")
     workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
                         resume=True)
-    max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse image files of more pixels than this "
+    max_pixels: int = _opt(_max_pixels, "refuse image files of more pixels than this "
                            "(each is skipped and named like any unreadable file; large JPEGs are "
                            "decoded at a reduced scale instead)", flag="--max-pixels",
                            check=_at_least(1), resume=True)
