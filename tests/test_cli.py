@@ -1,4 +1,5 @@
 """The `convnets` command: listing, summaries, and one-line errors."""
+import os
 import re
 import subprocess
 import sys
@@ -69,3 +70,57 @@ def test_module_entry_point_and_help():
     proc = subprocess.run([sys.executable, "-m", "convnets", "info", "nope"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("convnets: error: unknown model")
+
+
+def test_eval_names_the_model_and_the_members_of_an_ensemble(digits04_run, tmp_path, capsys):
+    code, out, err = run(capsys, "eval", digits04_run, "--out", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("resnet20, center crops, ")
+    code, out, err = run(capsys, "eval", digits04_run, digits04_run, "--out", str(tmp_path))
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("ensemble of 2 (resnet20 x2), center crops, ")
+
+
+def _interrupt_after_the_first_epoch(monkeypatch):
+    from convnets.engine import logs
+
+    def interrupt(row, epochs):  # called once the epoch's checkpoint is committed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(logs, "epoch_line", interrupt)
+
+
+_TINY = ["train", "lenet5", "--data", "synthetic:32", "--epochs", "2", "--batch-size", "16",
+         "--device", "cpu", "--workers", "0"]
+
+
+def test_an_interrupted_training_says_how_to_continue_it(tmp_path, capsys, monkeypatch):
+    run_dir = str(tmp_path / "run")
+    with monkeypatch.context() as patch:
+        _interrupt_after_the_first_epoch(patch)
+        code, _, err = run(capsys, *_TINY, "--out", run_dir)
+    assert code == 130
+    assert err == f"convnets: interrupted; continue with `convnets train --resume {run_dir}`\n"
+    code, out, err = run(capsys, "train", "--resume", run_dir)
+    assert code == 0, err
+    assert "resuming" in out and "done:" in out
+
+
+def test_an_interrupted_training_names_its_default_run_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _interrupt_after_the_first_epoch(monkeypatch)
+    code, _, err = run(capsys, *_TINY)
+    assert code == 130
+    (run_dir,) = os.listdir("runs")
+    assert err.endswith(f"--resume {os.path.join('runs', run_dir)}`\n")
+
+
+def test_an_interrupt_before_a_checkpoint_is_plain(tmp_path, capsys, monkeypatch):
+    from convnets.engine import train
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "fit", interrupt)
+    code, _, err = run(capsys, *_TINY, "--out", str(tmp_path / "run"))
+    assert code == 130 and err == "convnets: interrupted\n"

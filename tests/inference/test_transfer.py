@@ -129,9 +129,9 @@ def test_cli_transfer_bad_input_is_one_line(digits04_run, capsys, extra, message
     assert message in err and err.count("\n") == 1, err
 
 
-def test_cli_transfer_needs_data_and_shots(digits04_run, capsys):
-    assert main(["transfer", digits04_run, "--shots", "2"]) == 2
-    assert "--data" in capsys.readouterr().err
+def test_cli_transfer_needs_shots_and_known_data(digits04_run, capsys):
+    assert main(["transfer", digits04_run, "--data", "digits"]) == 2
+    assert "--shots" in capsys.readouterr().err
     assert main(["transfer", digits04_run, "--data", "mnist", "--shots", "2"]) == 2
     err = capsys.readouterr().err
     assert "unknown dataset 'mnist'" in err and err.count("\n") == 1

@@ -49,7 +49,10 @@ class Option:
 
 
 def _opt(default: Any, help: str, **kw) -> Any:
+    """A TrainConfig field; ``default`` may be a function that returns it."""
     meta = {"option": Option(help=help, **kw)}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -90,6 +93,25 @@ def _increasing(v: list[int]) -> str | None:
     # An epoch listed twice decays twice there (the released GUNN ImageNet schedule).
     ok = all(m > 0 for m in v) and list(v) == sorted(v)
     return None if ok else f"must be positive epochs in non-decreasing order, got {v}"
+
+
+def _max_pixels() -> int:
+    # Read when a config is made: importing convnets.data loads torchvision, which the
+    # command line's parser, built from these fields, does without.
+    from ..data.images import DEFAULT_MAX_PIXELS
+
+    return DEFAULT_MAX_PIXELS
+
+
+# The data loaders derive a seed per epoch and process, about 10^9 times this one
+# (engine/distributed.py, set_epoch), and torch's generators take 64 bits: 32 bits of seed
+# keep every derived seed in range (NumPy's own seeds are 32 bits as well).
+SEED_LIMIT = 2**32
+
+
+def _seed(v: int) -> str | None:
+    return None if abs(v) < SEED_LIMIT else (f"must be between -{SEED_LIMIT - 1} and "
+                                             f"{SEED_LIMIT - 1}, got {v}")
 
 
 def _input_size(v: list[int] | None) -> str | None:
@@ -149,11 +171,11 @@ class TrainConfig:
                                   check=_at_least(0), metavar="M")
     workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
                         resume=True)
-    max_pixels: int = _opt(50_000_000, "refuse image files of more pixels than this (each is "
-                           "skipped and named like any unreadable file; large JPEGs are decoded "
-                           "at a reduced scale instead)", flag="--max-pixels",
+    max_pixels: int = _opt(_max_pixels, "refuse image files of more pixels than this "
+                           "(each is skipped and named like any unreadable file; large JPEGs are "
+                           "decoded at a reduced scale instead)", flag="--max-pixels",
                            check=_at_least(1), resume=True)
-    seed: int = _opt(0, "random seed", flag="--seed")
+    seed: int = _opt(0, "random seed", flag="--seed", check=_seed)
     deterministic: bool = _opt(False, "deterministic algorithms (bit-exact resume on the CPU)",
                                flag="--deterministic")
     sync_bn: bool = _opt(False, "synchronise batch norm over processes", flag="--sync-bn")

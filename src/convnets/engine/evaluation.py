@@ -31,8 +31,8 @@ from ..core import autocast, replacing
 from ..errors import ConfigError, DataError
 from ..models.layers import ConvNet
 
-__all__ = ["EVAL_MODES", "topk_errors", "evaluate", "convolutionize", "ensemble_predict",
-           "plot_confusion"]
+__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "convolutionize",
+           "ensemble_predict", "plot_confusion"]
 
 EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "multi_crop+dense")
 
@@ -293,6 +293,14 @@ def _views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None, x:
     return out
 
 
+def check_scales(scales: Sequence[int] | None) -> None:
+    """Each scale a shorter side in pixels: a positive whole number (a ConfigError if not)."""
+    if scales is not None and any(isinstance(q, bool) or not isinstance(q, int) or q < 1
+                                  for q in scales):
+        raise ConfigError.of("scales", f"must be positive whole numbers (shorter sides in "
+                             f"pixels), got {', '.join(map(str, scales))}")
+
+
 def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
              device: str | torch.device = "cpu", mode: str = "center",
              scales: Sequence[int] | None = None, crop_size: int | tuple[int, int] | None = None,
@@ -325,6 +333,7 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     """
     if mode not in EVAL_MODES:
         raise ConfigError(f"unknown evaluation mode {mode!r}; choose from {', '.join(EVAL_MODES)}")
+    check_scales(scales)
     nets = list(model) if isinstance(model, (list, tuple)) else [model]
     device = torch.device(device)
     for net in nets:

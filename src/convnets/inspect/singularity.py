@@ -30,7 +30,8 @@ from ..models.gunn import GunnLayer
 from ..models.hooks import capture_outputs
 from ..models.layers import ConvBNAct
 
-__all__ = ["LayerStats", "ActivationStats", "channel_stats", "analyze_singularities"]
+__all__ = ["LayerStats", "ActivationStats", "channel_stats", "analyze_singularities",
+           "TargetAnalysis", "check_threshold", "analyze_target"]
 
 
 @dataclass
@@ -139,3 +140,63 @@ def analyze_singularities(model: nn.Module, batches: Iterable[torch.Tensor], *,
         dead, collapsed, pairs, pr, d99 = channel_stats(s.covariance(), threshold)
         rows.append(LayerStats(name, kind, s.sum.numel(), dead, collapsed, pairs, pr, d99))
     return rows
+
+
+# --- a model, run or weights file on a dataset ------------------------------------------
+
+@dataclass
+class TargetAnalysis:
+    """What :func:`analyze_target` measured: one row per layer, and on what."""
+
+    model: str
+    weights: str | None        # the weights file; None: the model's initialisation
+    data: str | None           # the dataset spec; None: the built-in digits
+    batches: int               # test batches analysed
+    threshold: float
+    rows: list[LayerStats]
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError.of("threshold", f"must be in (0, 1), got {threshold}")
+
+
+def analyze_target(model: str, *, weights: str | None = None, run: str | None = None,
+                   data: str | None = None, batches: int = 4, batch_size: int = 64,
+                   threshold: float = 0.99,
+                   input_size: str | None = None) -> TargetAnalysis:
+    """:func:`analyze_singularities` of ``model`` on the first ``batches`` test batches of
+    ``data``: with ``weights`` (a file) or ``run`` (a run directory: its last checkpoint and,
+    unless ``data`` is given, its dataset), else at its initialisation. ``input_size`` is
+    S, HxW or CxHxW (default: the run's, else the model's own)."""
+    import itertools
+
+    from torch.utils.data import DataLoader
+
+    from ..core import parse_input_size
+    from ..data import open_dataset
+    from ..engine.config import check_whole
+    from ..engine.runs import RunTarget, load_models, resolve_target
+    from ..models import model_info
+
+    check_whole(batches=(batches, 1), batch_size=(batch_size, 1))
+    check_threshold(threshold)
+    if run and weights:
+        raise ConfigError("analyze a run or a weights file, not both")
+    info = model_info(model)
+    if run:
+        target = resolve_target(run)
+        if target.model != info.name:
+            raise ConfigError(f"{run} holds a {target.model}, not a {info.name}")
+        target.weights = target.weights[:1]
+    else:
+        target = RunTarget(info.name, [weights] if weights else [])
+    data = data if data is not None else (target.config.data if target.config else None)
+    size = parse_input_size(input_size, info.input_size[0]) if input_size else target.input_size
+    dataset = open_dataset(data, "test", input_size=size, train_transform=False)
+    net = load_models(target, num_classes=getattr(dataset, "num_classes", None))[0]
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    rows = analyze_singularities(net, (x for x, _ in itertools.islice(loader, batches)),
+                                 threshold=threshold)
+    return TargetAnalysis(info.name, target.weights[0] if target.weights else None, data,
+                          min(batches, len(loader)), threshold, rows)

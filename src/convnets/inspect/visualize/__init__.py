@@ -15,6 +15,9 @@ deconv         ``project_back(model, x, ...)``              Zeiler & Fergus 2014
                                                             et al. 2015; Simonyan et al. 2014
 dream          ``dream(model, input_size, ...)``            Simonyan et al. 2014; Inceptionism
 =============  ==========================================  ===================================
+
+``visualize(method, target, image, ...)`` (:mod:`.run`) does one of them for a run, weights
+file or model and writes the figure as a PNG, as ``convnets visualize`` does.
 """
 from .common import default_layer, run_layers, to_display
 from .dream import Dream, DreamPriors, dream, mean_image
@@ -23,11 +26,12 @@ from .figures import (plot_activations, plot_dream, plot_filters, plot_occlusion
                       plot_projection, save_figure)
 from .occlusion import Occlusion, occlusion
 from .projection import Projection, project_back
+from .run import visualize
 
 __all__ = [
     "Activations", "Dream", "DreamPriors", "Filters", "Occlusion", "Projection",
     "default_layer", "dream", "first_layer_filters", "layer_activations", "mean_image",
     "occlusion", "project_back", "run_layers", "to_display",
     "plot_activations", "plot_dream", "plot_filters", "plot_occlusion", "plot_projection",
-    "save_figure",
+    "save_figure", "visualize",
 ]

@@ -1,0 +1,126 @@
+"""``convnets train`` and ``convnets recipes``. Every training flag is generated from its
+:class:`~convnets.engine.config.TrainConfig` field (type, choices, help, checks)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import Interrupted, UserError, flag_type
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model (default: ResNet-20 on the built-in digits)")
+    p.add_argument("model", nargs="?", help="model name (default: the recipe's model)")
+    p.add_argument("--recipe", help="named hyper-parameters (default digits; `convnets recipes`)")
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    _add_config_flags(p)
+    p.set_defaults(func=run_train)
+
+
+def register_recipes(sub) -> None:
+    p = sub.add_parser("recipes", help="the papers' training recipes and the data presets")
+    p.set_defaults(func=run_recipes)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field that has one, generated from the field: its type,
+    choices and help. Every default is None, meaning "as the recipe or saved run says"."""
+    from ..engine.config import train_options
+
+    for f, opt, kind in train_options():
+        metavar = opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
+        kw: dict = dict(dest=f.name, default=None, help=opt.help, metavar=metavar)
+        if kind is bool:
+            kw.update(action=argparse.BooleanOptionalAction)
+            kw.pop("metavar")
+        else:
+            kw.update(type=flag_type(opt.parse) if opt.parse else kind, choices=opt.choices)
+            if opt.const is not None:
+                kw.update(nargs="?", const=opt.const)
+        p.add_argument(opt.flag, **kw)
+
+
+def _run_dir(args: argparse.Namespace, model: str) -> str | None:
+    """Where the run is written. A new run without ``--out`` is named here, so that an
+    interrupted one can be named too; in a data-parallel job fit() names it, once for all
+    processes."""
+    from ..engine.train import default_run_dir
+
+    if args.resume or args.out:
+        return args.resume or args.out
+    return default_run_dir(model) if os.environ.get("WORLD_SIZE", "1") == "1" else None
+
+
+def _continue_hint(run_dir: str | None) -> str | None:
+    """How to continue an interrupted run, when it has a checkpoint to continue from."""
+    from ..engine.checkpoint import latest_checkpoint
+    from ..errors import ConvnetsError
+
+    if run_dir is None:
+        return None
+    try:
+        latest_checkpoint(run_dir)
+    except ConvnetsError:
+        return None
+    return f"continue with `convnets train --resume {run_dir}`"
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from ..engine.config import load_config, recipe_config, train_options
+    from ..engine.train import fit
+
+    given = {f.name: getattr(args, f.name) for f, _, _ in train_options()
+             if getattr(args, f.name) is not None}
+    if args.model is not None:
+        given["model"] = args.model
+    if args.resume:
+        if args.recipe or args.out:
+            raise UserError(f"--resume continues a run with its saved config; "
+                            f"{'--recipe' if args.recipe else '--out'} cannot be given with it")
+        # fit() refuses changes to anything but the fields that may change on resume.
+        cfg = load_config(os.path.join(args.resume, "config.json")) if os.path.isdir(args.resume) else None
+        if cfg is None:
+            raise UserError(f"run directory not found: {args.resume}")
+        cfg = cfg.replace(**given)
+    else:
+        cfg = recipe_config(args.recipe or "digits", **given)
+    run_dir = _run_dir(args, cfg.model)
+    try:
+        result = fit(cfg, run_dir, resume=bool(args.resume))
+    except KeyboardInterrupt:
+        hint = _continue_hint(run_dir)
+        if hint is None:
+            raise
+        raise Interrupted(hint) from None
+    last, best = result["last"], result["best"]
+    if last is not None:
+        print(f"done: {result['run_dir']}  test top-1 error {last['test_top1_err']:.2f}%  "
+              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); best "
+              f"top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}")
+
+
+def run_recipes(args: argparse.Namespace) -> None:
+    from ..data import list_presets
+    from ..engine.config import RECIPES, TrainConfig
+
+    for recipe in RECIPES.values():
+        cfg = TrainConfig(**recipe.settings)
+        momentum = f"{cfg.momentum} {'Nesterov' if cfg.nesterov else 'plain'}"
+        sched = (f"step /{1 / cfg.gamma:g} at {', '.join(map(str, cfg.milestones))}"
+                 if cfg.schedule == "step" else "cosine")
+        if cfg.warmup_epochs:
+            sched += f", {cfg.warmup_epochs:g} warm-up epochs"
+        print(f"{recipe.name}  ({recipe.source})")
+        print(f"  model {cfg.model}, data preset {cfg.preset or 'the dataset default'}, "
+              f"{cfg.epochs} epochs, batch {cfg.batch_size}")
+        print(f"  SGD lr {cfg.lr:g}, momentum {momentum}, weight decay {cfg.weight_decay:g}, "
+              f"schedule {sched}")
+        if recipe.notes:
+            print(f"  {recipe.notes}")
+        print()
+    print("data presets (--preset):")
+    for name, text in list_presets().items():
+        print(f"  {name:<10} {text}")
