@@ -18,6 +18,7 @@ tensor, where zero is the dataset's mean colour.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -30,7 +31,7 @@ from ..errors import ConfigError
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC",
     "ColorJitter", "Jigsaw", "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT",
-    "build_transform", "list_presets", "match_stats",
+    "Preset", "Stages", "PRESETS", "build_transform", "list_presets", "match_stats",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -221,106 +222,125 @@ def _resize_side(size: int) -> int:
     return round(size * 256 / 224)
 
 
+Steps = Callable[[int, int], list]  # the model's input (H, W) -> the transforms of one stage
+
+
+def _nothing(h: int, w: int) -> list:
+    return []
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The steps of one pipeline, by stage: ``geometry`` on the decoded image, ``colour``
+    on float RGB in [0, 1] (skipped for grey images), ``normalised`` on the normalised
+    tensor (where zero is the dataset's mean colour)."""
+
+    geometry: Steps
+    colour: Steps = _nothing
+    normalised: Steps = _nothing
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One recipe: its training and evaluation pipelines, and where it comes from."""
+
+    name: str
+    description: str
+    source: str
+    train: Stages
+    eval: Stages
+
+
+def _resize(h: int, w: int) -> list:
+    return [v2.Resize((h, w), antialias=True)]
+
+
 def _cifar_crop(h: int, w: int) -> v2.RandomCrop:
     return v2.RandomCrop((h, w), padding=round(4 * h / 32))
 
 
-def _geometry(preset: str, train: bool, h: int, w: int) -> list:
-    if preset == "cifar":
-        # "mirroring and shifting" (He et al. 2016, Sec. 4.2): pad 4, random crop, flip.
-        # Resize is a no-op for 32x32 data fed to a 32x32 model.
-        ops: list = [v2.Resize((h, w), antialias=True)]
-        if train:
-            ops += [_cifar_crop(h, w), v2.RandomHorizontalFlip()]
-        return ops
-    if preset == "gunn-cifar":  # flip, crop and jigsaw come after normalising (_normalised)
-        return [v2.Resize((h, w), antialias=True)]
-    if preset == "imagenet":
-        if train:
-            # The crop of Szegedy et al. 2015, Sec. 6 (8-100% of the area, aspect 3/4-4/3),
-            # as torchvision's reference recipe: bilinear, no colour augmentation.
-            return [v2.RandomResizedCrop((h, w), antialias=True), v2.RandomHorizontalFlip()]
-        return [ShorterSideResize(_resize_side(min(h, w))), v2.CenterCrop((h, w))]
-    if preset == "fb-resnet":
-        # fb.resnet.torch, datasets/imagenet.lua: RandomSizedCrop (8-100% of the area, aspect
-        # 3/4-4/3, bicubic); its validation Scale(256) is bicubic too. The flip commutes with
-        # the colour steps, so it may come before them. torchvision's crop draws the aspect
-        # log-uniformly and falls back to a centre crop of the clamped aspect after 10
-        # misses; the Torch code draws it uniformly (then swaps w and h with probability 1/2)
-        # and falls back to resize + centre crop.
-        bicubic = v2.InterpolationMode.BICUBIC
-        if train:
-            return [v2.RandomResizedCrop((h, w), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                                         interpolation=bicubic, antialias=True),
-                    v2.RandomHorizontalFlip()]
-        return [ShorterSideResize(_resize_side(min(h, w)), interpolation=bicubic),
-                v2.CenterCrop((h, w))]
-    if preset == "alexnet":
-        # Sec. 2: shorter side to 256, central 256x256 patch; Sec. 4.1: random 224 patches
-        # and their mirrors. Lighting is added after conversion to float (see Lighting).
-        side = _resize_side(min(h, w))
-        ops = [ShorterSideResize(side), v2.CenterCrop(side)]
-        if train:
-            return ops + [v2.RandomCrop((h, w)), v2.RandomHorizontalFlip()]
-        return ops[:1] + [v2.CenterCrop((h, w))]
-    if preset == "digits":
-        # Bilinear upsampling of the 8x8 digits; small shifts, rotations and scalings in
-        # training (no flips: mirrored digits are other shapes).
-        ops = [v2.Resize((h, w), interpolation=v2.InterpolationMode.BILINEAR, antialias=False)]
-        if train:
-            ops.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
-        return ops
-    if preset == "full":
-        # AlexNet's test input (Sec. 2): the central square of the image resized to 256,
-        # left uncropped for evaluate()'s 10-crop, multi-crop and dense modes.
-        side = _resize_side(min(h, w))
-        return [ShorterSideResize(side), v2.CenterCrop(side)]
-    if preset == "none":
-        return [v2.Resize((h, w), antialias=True)]
-    raise ConfigError.of("preset", f"{preset!r} is unknown; choose from {', '.join(_PRESETS)}")
+def _centre_crop(h: int, w: int, interpolation=v2.InterpolationMode.BILINEAR) -> list:
+    return [ShorterSideResize(_resize_side(min(h, w)), interpolation=interpolation),
+            v2.CenterCrop((h, w))]
 
 
-def _colour(preset: str) -> list:
-    """Training-time colour steps on float RGB in [0, 1], before normalisation."""
-    if preset == "alexnet":  # Sec. 4.1: PCA lighting noise
-        return [Lighting()]
-    if preset == "fb-resnet":  # datasets/imagenet.lua: ColorJitter 0.4, then Lighting 0.1
-        return [ColorJitter(0.4, 0.4, 0.4), Lighting(0.1)]
-    return []
+def _central_square(h: int, w: int) -> list:
+    side = _resize_side(min(h, w))
+    return [ShorterSideResize(side), v2.CenterCrop(side)]
 
 
-def _normalised(preset: str, h: int, w: int) -> list:
-    """Training-time steps on the normalised image."""
-    if preset == "gunn-cifar":
-        # The authors' datasets/cifar10.lua (and cifar100.lua): ColorNormalize, then
-        # HorizontalFlip(0.5), RandomCrop(32, 4) with zero padding, which after
-        # normalisation is the mean colour, then Jigsaw.
-        return [v2.RandomHorizontalFlip(), _cifar_crop(h, w), Jigsaw()]
-    return []
+def _fb_resnet_crop(h: int, w: int) -> list:
+    # torchvision's crop draws the aspect log-uniformly and falls back to a centre crop of
+    # the clamped aspect after 10 misses; the Torch code draws it uniformly (then swaps w
+    # and h with probability 1/2) and falls back to resize + centre crop. The flip
+    # commutes with the colour steps, so it may come before them.
+    return [v2.RandomResizedCrop((h, w), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                                 interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+            v2.RandomHorizontalFlip()]
 
 
-_PRESETS = {
-    "cifar": "4-pixel pad + random crop + horizontal flip (train); normalise only (eval)",
-    "gunn-cifar": "the GUNN authors' code: flip, 4-pixel mean-colour pad + random crop, then "
-                  "with p 2/3 a random circular shift along width or height (train); "
-                  "normalise only (eval)",
-    "imagenet": "random-resized crop 8-100%, aspect 3/4-4/3, bilinear + flip, no colour "
-                "augmentation (train); resize 256 + centre crop 224 (eval)",
-    "fb-resnet": "fb.resnet.torch: random-resized crop 8-100%, aspect 3/4-4/3, bicubic + "
-                 "flip + colour jitter 0.4 + PCA lighting 0.1 (train); bicubic resize 256 + "
-                 "centre crop 224 (eval)",
-    "alexnet": "random 224 crop of the 256x256 image + flip + PCA lighting noise (train); "
-               "centre 224 crop (eval)",
-    "digits": "bilinear resize + small random affine shift/rotation/scale (train); resize (eval)",
-    "full": "shorter side to 256/224 of the input, central square, no crop to the input size: "
-            "the whole image for 10-crop, multi-crop and dense evaluation (no augmentation)",
-    "none": "resize to the input size, normalise; no augmentation",
-}
+def _digits_resize(h: int, w: int) -> list:
+    return [v2.Resize((h, w), interpolation=v2.InterpolationMode.BILINEAR, antialias=False)]
+
+
+# One row per preset, in the order list_presets() gives them.
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("cifar", "4-pixel pad + random crop + horizontal flip (train); normalise only (eval)",
+           "He et al. 2016, Sec. 4.2: \"mirroring and shifting\" (the resize is a no-op for "
+           "32x32 data fed to a 32x32 model)",
+           train=Stages(lambda h, w: [*_resize(h, w), _cifar_crop(h, w), v2.RandomHorizontalFlip()]),
+           eval=Stages(_resize)),
+    Preset("gunn-cifar", "the GUNN authors' code: flip, 4-pixel mean-colour pad + random crop, "
+           "then with p 2/3 a random circular shift along width or height (train); "
+           "normalise only (eval)",
+           "the GUNN authors' datasets/cifar10.lua (and cifar100.lua): ColorNormalize, then "
+           "HorizontalFlip(0.5), RandomCrop(32, 4) with zero padding, which after "
+           "normalisation is the mean colour, then Jigsaw",
+           train=Stages(_resize, normalised=lambda h, w: [v2.RandomHorizontalFlip(),
+                                                          _cifar_crop(h, w), Jigsaw()]),
+           eval=Stages(_resize)),
+    Preset("imagenet", "random-resized crop 8-100%, aspect 3/4-4/3, bilinear + flip, no colour "
+           "augmentation (train); resize 256 + centre crop 224 (eval)",
+           "the crop of Szegedy et al. 2015, Sec. 6, as torchvision's reference recipe",
+           train=Stages(lambda h, w: [v2.RandomResizedCrop((h, w), antialias=True),
+                                      v2.RandomHorizontalFlip()]),
+           eval=Stages(_centre_crop)),
+    Preset("fb-resnet", "fb.resnet.torch: random-resized crop 8-100%, aspect 3/4-4/3, bicubic + "
+           "flip + colour jitter 0.4 + PCA lighting 0.1 (train); bicubic resize 256 + "
+           "centre crop 224 (eval)",
+           "fb.resnet.torch, datasets/imagenet.lua: RandomSizedCrop (bicubic), ColorJitter "
+           "0.4, Lighting 0.1; its validation Scale(256) is bicubic too",
+           train=Stages(_fb_resnet_crop,
+                        colour=lambda h, w: [ColorJitter(0.4, 0.4, 0.4), Lighting(0.1)]),
+           eval=Stages(lambda h, w: _centre_crop(h, w, v2.InterpolationMode.BICUBIC))),
+    Preset("alexnet", "random 224 crop of the 256x256 image + flip + PCA lighting noise "
+           "(train); centre 224 crop (eval)",
+           "Krizhevsky et al. 2012, Sec. 2: shorter side to 256, central 256x256 patch; "
+           "Sec. 4.1: random 224 patches and their mirrors, PCA lighting on float RGB",
+           train=Stages(lambda h, w: [*_central_square(h, w), v2.RandomCrop((h, w)),
+                                      v2.RandomHorizontalFlip()],
+                        colour=lambda h, w: [Lighting()]),
+           eval=Stages(_centre_crop)),
+    Preset("digits", "bilinear resize + small random affine shift/rotation/scale (train); "
+           "resize (eval)",
+           "this package: bilinear upsampling of the 8x8 digits; no flips in training "
+           "(mirrored digits are other shapes)",
+           train=Stages(lambda h, w: [*_digits_resize(h, w), v2.RandomAffine(
+               degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))]),
+           eval=Stages(_digits_resize)),
+    Preset("full", "shorter side to 256/224 of the input, central square, no crop to the input "
+           "size: the whole image for 10-crop, multi-crop and dense evaluation (no augmentation)",
+           "AlexNet's test input (Krizhevsky et al. 2012, Sec. 2), left uncropped for "
+           "evaluate()'s multi-view modes",
+           train=Stages(_central_square), eval=Stages(_central_square)),
+    Preset("none", "resize to the input size, normalise; no augmentation", "",
+           train=Stages(_resize), eval=Stages(_resize)),
+)}
 
 
 def list_presets() -> dict[str, str]:
     """Preset name -> one-line description, in a fixed order."""
-    return dict(_PRESETS)
+    return {name: p.description for name, p in PRESETS.items()}
 
 
 def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int],
@@ -332,15 +352,13 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     the image (replicated, or luma-weighted for one-channel models from RGB data).
     """
     c, h, w = input_size
-    if preset not in _PRESETS:
-        raise ConfigError.of("preset", f"{preset!r} is unknown; choose from {', '.join(_PRESETS)}")
+    if preset not in PRESETS:
+        raise ConfigError.of("preset", f"{preset!r} is unknown; choose from {', '.join(PRESETS)}")
+    stages = PRESETS[preset].train if train else PRESETS[preset].eval
     mean_c, std_c = match_stats(mean, std, c)
-    ops = [_ToImage(), *_geometry(preset, train, h, w), v2.ToDtype(torch.float32, scale=True)]
-    if train:
-        ops += [_RGBOnly(op) for op in _colour(preset)]
-    ops += [MatchChannels(c), v2.Normalize(mean_c, std_c)]
-    if train:
-        ops += _normalised(preset, h, w)
+    ops = [_ToImage(), *stages.geometry(h, w), v2.ToDtype(torch.float32, scale=True),
+           *[_RGBOnly(op) for op in stages.colour(h, w)],
+           MatchChannels(c), v2.Normalize(mean_c, std_c), *stages.normalised(h, w)]
     pipeline = v2.Compose(ops + [_Plain()])
     # _ToImage takes a PIL image or the equal uint8 (C, H, W) tensor: datasets may decode
     # straight into the tensor (images.load_rgb_tensor).
