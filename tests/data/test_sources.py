@@ -83,3 +83,20 @@ def test_a_file_given_as_a_folder_is_said_to_be_a_file(tmp_path, capsys):
     assert main(["export-images", f"folder:{notes}", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "notes.txt: is a file, not a folder" in err and err.count("\n") == 1
+
+
+def test_a_dataset_made_in_python_has_the_abilities_it_defines():
+    from torch.utils.data import TensorDataset
+
+    from convnets.data.protocol import HasNumClasses, ReportsBadFiles
+    from convnets.engine.train import _num_classes
+
+    plain = TensorDataset(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]))
+
+    class Sized(TensorDataset):
+        num_classes = 4
+
+    sized = Sized(torch.zeros(2, 1, 4, 4), torch.tensor([0, 3]))
+    assert not isinstance(plain, (HasNumClasses, ReportsBadFiles, LabelledDataset))
+    assert isinstance(sized, HasNumClasses) and not isinstance(sized, LabelledDataset)
+    assert (_num_classes(plain, 10), _num_classes(sized, 10)) == (10, 4)

@@ -174,15 +174,6 @@ def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Data
             open_dataset(cfg.data, "test", train_transform=False, **kw))
 
 
-def _num_classes(train_set: Dataset, model_default: int) -> int:
-    """The classifier's size: the training data's classes where it says them (every
-    dataset of open_dataset does; one made in Python may), else the model's default."""
-    from ..data.protocol import HasNumClasses
-
-    declared = train_set.num_classes if isinstance(train_set, HasNumClasses) else None
-    return declared or model_default
-
-
 def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
         until_epoch: int | None = None, datasets: tuple[Dataset, Dataset] | None = None,
         log: Callable[[str], None] = print, progress: bool | None = None) -> dict[str, Any]:
@@ -317,6 +308,15 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         _record_inference_spec(cfg, run_dir, test_set, input_size)
     return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
                 optimizer, scheduler, scaler, start_epoch, step)
+
+
+def _num_classes(train_set: Dataset, model_default: int) -> int:
+    """The classifier's size: the training data's classes where it says them (every
+    dataset of open_dataset does; one made in Python may), else the model's default."""
+    from ..data.protocol import HasNumClasses
+
+    declared = train_set.num_classes if isinstance(train_set, HasNumClasses) else None
+    return declared or model_default
 
 
 def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
