@@ -215,3 +215,21 @@ def test_max_pixels_skips_larger_images_and_names_them(tmp_path):
     # Without the bound the same file is read.
     fit(_cfg(f"folder:{root}"), str(tmp_path / "run2"), log=lambda _: None, progress=False)
     assert not (tmp_path / "run2" / "bad_files.txt").exists()
+
+
+def test_predict_walks_a_folder_by_the_training_rule(tmp_path):
+    from convnets.inference.predict import find_images
+
+    root = tmp_path / "d"
+    _png(root / "1.png")
+    os.mkfifo(root / "2.png")  # os.walk listed it, and reading it blocks forever
+    os.symlink("missing.png", root / "3.png")  # a broken link is no image file
+    _png(root / "sub" / "4.png")
+    os.symlink(root / "sub", root / "linked")  # inside the folder: followed, once
+    os.symlink(".", root / "sub" / "again")
+    _png(tmp_path / "elsewhere" / "5.png")
+    os.symlink(tmp_path / "elsewhere", root / "outside")  # out of the folder: not followed
+    os.symlink(tmp_path / "elsewhere" / "5.png", root / "6.png")  # a link to one file
+    with within_seconds(20):
+        found = [os.path.relpath(p, root) for p in find_images(str(root))]
+    assert found == ["1.png", "6.png", "linked/4.png"]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from torch.utils.data import Dataset
-
 from ..errors import DataError
+from .protocol import Labelled, LabelledDataset
 
 __all__ = ["parse_class_selection", "ClassSubset", "select_classes"]
 
@@ -53,14 +52,14 @@ def _some(classes: Sequence[str], n: int = 5) -> str:
     return f"{shown}, ... ({len(classes)} in all)" if len(classes) > n else shown
 
 
-class ClassSubset(Dataset):
+class ClassSubset(Labelled):
     """The samples of ``dataset`` whose class is among ``keep`` (indices), labelled 0..k-1
-    in the order of ``keep``. Everything else the engine reads from a dataset (class
-    names, normalisation, preset, raw images, bad-file counters) passes through. For
-    datasets whose item ``i`` is always sample ``i``; an image folder, which returns
-    another file in place of an unreadable one, restricts itself (``restricted_to``)."""
+    in the order of ``keep``. The normalisation, preset, raw images and bad-file counters
+    are the base dataset's. For datasets whose item ``i`` is always sample ``i``; an image
+    folder, which returns another file in place of an unreadable one, restricts itself
+    (``restricted_to``)."""
 
-    def __init__(self, dataset: Dataset, keep: Sequence[int]) -> None:
+    def __init__(self, dataset: LabelledDataset, keep: Sequence[int]) -> None:
         self.dataset = dataset
         self.kept = list(keep)
         relabel = {old: new for new, old in enumerate(self.kept)}
@@ -69,10 +68,6 @@ class ClassSubset(Dataset):
         self.indices = [i for i, t in enumerate(dataset.targets) if t in relabel]
         self.targets = [relabel[dataset.targets[i]] for i in self.indices]
         self._relabel = relabel
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -84,17 +79,30 @@ class ClassSubset(Dataset):
     def raw_image(self, i: int):
         return self.dataset.raw_image(self.indices[i])
 
-    def __getattr__(self, name: str):
-        # normalisation, preset, bad-file counters and the like: the base dataset's.
-        if name.startswith("__") or name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+    @property
+    def preset(self) -> str | None:
+        return self.dataset.preset
+
+    @property
+    def mean(self) -> tuple[float, ...] | None:
+        return self.dataset.mean
+
+    @property
+    def std(self) -> tuple[float, ...] | None:
+        return self.dataset.std
+
+    def bad_files(self) -> int:
+        return self.dataset.bad_files()
+
+    def bad_file_report(self) -> list[tuple[str, str]]:
+        return self.dataset.bad_file_report()
+
+    def reset_bad_files(self) -> None:
+        self.dataset.reset_bad_files()
 
 
-def select_classes(dataset: Dataset, selection: str | None) -> Dataset:
+def select_classes(dataset: LabelledDataset, selection: str | None) -> LabelledDataset:
     """``dataset`` restricted to the classes ``selection`` names (None: all of them)."""
     if selection is None:
         return dataset
-    keep = parse_class_selection(selection, dataset.classes)
-    restrict = getattr(dataset, "restricted_to", None)
-    return restrict(keep) if callable(restrict) else ClassSubset(dataset, keep)
+    return dataset.restricted_to(parse_class_selection(selection, dataset.classes))

@@ -135,15 +135,17 @@ def load_inference_spec(path: str) -> InferenceSpec:
 
 def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int],
                       data: str | None) -> InferenceSpec | None:
-    """The spec of a network trained on ``dataset`` (as open_dataset returns it, which
+    """The spec of a network trained on ``dataset`` (a
+    :class:`~convnets.data.protocol.LabelledDataset`, as open_dataset returns it, which
     records its preset and normalisation); None for a dataset that does not say them
     (one made in Python with a transform of its own)."""
+    from ..data.protocol import LabelledDataset
     from ..data.transforms import match_stats
 
-    if getattr(dataset, "preset", None) is None or getattr(dataset, "mean", None) is None:
+    if not isinstance(dataset, LabelledDataset) or dataset.preset is None or dataset.mean is None:
         return None
     mean, std = match_stats(dataset.mean, dataset.std, input_size[0])
-    classes = tuple(getattr(dataset, "classes", None) or ())
+    classes = tuple(dataset.classes)
     return InferenceSpec(model, classes, tuple(input_size), tuple(mean), tuple(std),
                          dataset.preset, data)
 

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from .config import TrainConfig, load_config
 from .inference_spec import (INFERENCE_FILE, InferenceSpec, load_inference_spec, spec_from_dataset,
                              spec_without_run)
 from .worker_errors import unwrap_worker_errors
+
+if TYPE_CHECKING:
+    from ..data.protocol import LabelledDataset
 
 __all__ = ["RunTarget", "resolve_target", "load_models", "snapshot_files", "evaluate_targets"]
 
@@ -151,72 +154,113 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     """Evaluate one or several targets (several: a softmax-averaged ensemble) on the test
     split; writes eval.json and, for up to 100 classes, confusion.png into ``out`` (by
     default the first target's run directory). Returns evaluate()'s result."""
-    from torch.utils.data import DataLoader
+    _check_loader_options(batch_size, workers)
+    resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
+    cfg = next((t.config for t in resolved if t.config is not None), None)
+    input_size = _common_input_size(resolved)
+    data = data if data is not None else (cfg.data if cfg else None)
+    test_set = _open_test_set(data, preset or (cfg.preset if cfg else None), input_size)
+    members = _load_members(resolved, test_set.num_classes, log)
+    result = _evaluate_members(members, test_set, resolved[0].model, input_size, crops=crops,
+                               scales=scales, batch_size=batch_size or (cfg.batch_size if cfg else 64),
+                               workers=workers, device=device)
+    out = out or next((t.run_dir for t in resolved if t.run_dir), None)
+    bad = test_set.bad_file_report()
+    described = dict(targets=targets, members=len(members), data=data, crops=crops, scales=scales)
+    summary = _summary(result, described, test_set.classes, len(bad))
+    _write_results(out, summary, result.get("confusion"), test_set.classes, bad, log)
+    result.update(members=len(members), out=out, summary=summary, classes=list(test_set.classes))
+    return result
 
-    from ..data import open_dataset
-    from .evaluation import evaluate, plot_confusion
 
+def _check_loader_options(batch_size: int | None, workers: int) -> None:
     if batch_size is not None and batch_size < 1:
         raise ConfigError.of("batch_size", f"must be at least 1, got {batch_size}")
     if workers < 0:
         raise ConfigError.of("workers", f"must be at least 0, got {workers}")
-    resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
-    cfg = next((t.config for t in resolved if t.config is not None), None)
+
+
+def _common_input_size(resolved: list[RunTarget]) -> tuple[int, int, int]:
+    """The input size every member takes (an ensemble's members must agree)."""
     sizes = {t.input_size for t in resolved}
     if len(sizes) > 1:
         raise ConfigError(f"ensemble members take different input sizes: {sorted(sizes)}")
-    input_size = sizes.pop()
-    data = data if data is not None else (cfg.data if cfg else None)
-    preset = preset or (cfg.preset if cfg else None)
-    test_set = open_dataset(data, "test", input_size=input_size, train_transform=False, preset=preset)
-    num_classes = getattr(test_set, "num_classes", None)
+    return sizes.pop()
+
+
+def _open_test_set(data: str | None, preset: str | None,
+                   input_size: tuple[int, int, int]) -> LabelledDataset:
+    from ..data import open_dataset
+
+    return open_dataset(data, "test", input_size=input_size, train_transform=False, preset=preset)
+
+
+def _load_members(resolved: list[RunTarget], num_classes: int, log) -> list[nn.Module]:
+    """Every target's models, each with as many outputs as the test data has classes."""
     members = []
     for t in resolved:
         if not t.weights:
             log(f"note: {t.model} has no weights given; evaluating its untrained initialisation")
         for name, m in zip(t.weights or [t.model], load_models(t, num_classes=num_classes)):
-            if num_classes is not None and m.num_classes != num_classes:
+            if m.num_classes != num_classes:
                 raise ConfigError(f"{name} has {m.num_classes} classes, the test data "
                                   f"{num_classes}; give --data with the data it was trained on")
             members.append(m)
+    return members
+
+
+_MODES = {"center": "center", "ten": "ten_crop", "dense": "dense", "ten+dense": "ten_crop+dense"}
+
+
+def _evaluate_members(members: list[nn.Module], test_set: LabelledDataset, model: str,
+                      input_size: tuple[int, int, int], *, crops: str, scales: list[int] | None,
+                      batch_size: int, workers: int, device: str) -> dict[str, Any]:
+    """evaluate()'s result for the members, as one ensemble that averages their softmax
+    outputs where there are several."""
+    from torch.utils.data import DataLoader
+
+    from .evaluation import evaluate
+
     dev = local_device(device)
-    loader = DataLoader(test_set, batch_size=batch_size or (cfg.batch_size if cfg else 64),
-                        shuffle=False, num_workers=workers)
-    mode = {"center": "center", "ten": "ten_crop", "dense": "dense", "ten+dense": "ten_crop+dense"}[crops]
-    # A list of members is evaluated as one ensemble that averages their softmax outputs.
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=workers)
+    mode = _MODES[crops]
     try:
         with unwrap_worker_errors():
-            result = evaluate(members if len(members) > 1 else members[0], loader, device=dev,
-                              mode=mode, scales=scales, num_classes=num_classes)
+            return evaluate(members if len(members) > 1 else members[0], loader, device=dev,
+                            mode=mode, scales=scales, num_classes=test_set.num_classes)
     except RuntimeError as err:
         if mode == "center":
             raise
         # Multi-view modes feed crops or whole images of other sizes than the model's own
         # input; a network with a fixed-size head cannot take them.
-        raise ConfigError(f"{resolved[0].model} cannot be evaluated with --crops {crops} on "
-                         f"{input_size[1]}x{input_size[2]} test images: "
-                         f"{first_line(err)}") from None
+        raise ConfigError(f"{model} cannot be evaluated with --crops {crops} on "
+                          f"{input_size[1]}x{input_size[2]} test images: "
+                          f"{first_line(err)}") from None
 
-    out = out or next((t.run_dir for t in resolved if t.run_dir), None)
+
+def _summary(result: dict[str, Any], described: dict[str, Any], classes: list[str],
+             bad_files: int) -> dict[str, Any]:
+    """What eval.json holds: the result as plain JSON values (no accuracy for a class with
+    no test images), then what was evaluated, the class names and the count of
+    unreadable test files."""
     summary = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in result.items()}
     summary["per_class_acc"] = [None if math.isnan(v) else v for v in summary["per_class_acc"]]
-    summary.update(targets=targets, members=len(members), data=data, crops=crops, scales=scales,
-                   classes=list(getattr(test_set, "classes", [])))
+    summary.update(described, classes=list(classes), bad_files=bad_files)
+    return summary
+
+
+def _write_results(out: str | None, summary: dict[str, Any], confusion: Any, classes: list[str],
+                   bad: list[tuple[str, str]], log) -> None:
+    """Name the unreadable test files; write eval.json and, for up to 100 classes, the
+    confusion matrix into ``out`` (nothing is written without one)."""
+    from .evaluation import plot_confusion
+
     if out:
         os.makedirs(out, exist_ok=True)
-    report = getattr(test_set, "bad_file_report", None)
-    bad = report() if callable(report) else []
     if bad:
         logs.report_bad_files(out, bad, "evaluation", log)
-    summary["bad_files"] = len(bad)
     if out:
         atomic_write(os.path.join(out, "eval.json"),
-                          lambda f: f.write(json.dumps(summary, indent=2).encode()))
-        classes = list(getattr(test_set, "classes", [str(i) for i in range(num_classes or 0)]))
-        if len(classes) <= 100 and result.get("confusion") is not None:
-            plot_confusion(result["confusion"], classes, os.path.join(out, "confusion.png"))
-    result["members"] = len(members)
-    result["out"] = out
-    result["summary"] = summary
-    result["classes"] = list(getattr(test_set, "classes", []))
-    return result
+                     lambda f: f.write(json.dumps(summary, indent=2).encode()))
+        if len(classes) <= 100 and confusion is not None:
+            plot_confusion(confusion, list(classes), os.path.join(out, "confusion.png"))

@@ -270,7 +270,7 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     _seed_everything(cfg.seed)
     info, input_size = model_info(cfg.model), cfg.model_input_size()
     train_set, test_set = datasets or _open_data(cfg, input_size)
-    num_classes = getattr(train_set, "num_classes", None) or info.num_classes
+    num_classes = _num_classes(train_set, info.num_classes)
     check_input_size(cfg.model, input_size, num_classes=num_classes)
     model = create_model(cfg.model, num_classes=num_classes)
     pin = device.type == "cuda"
@@ -315,6 +315,15 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         _record_inference_spec(cfg, run_dir, test_set, input_size)
     return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
                 optimizer, scheduler, scaler, start_epoch, step)
+
+
+def _num_classes(train_set: Dataset, model_default: int) -> int:
+    """The classifier's size: the training data's classes where it says them (every
+    dataset of open_dataset does; one made in Python may), else the model's default."""
+    from ..data.protocol import HasNumClasses
+
+    declared = train_set.num_classes if isinstance(train_set, HasNumClasses) else None
+    return declared or model_default
 
 
 def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
@@ -539,11 +548,12 @@ def _gather_bad_files(dataset: Dataset, env: ddp.DistEnv) -> list[tuple[str, str
     """(path, reason) of every unreadable file any process met since the last call, which
     starts the count afresh. Each process sees only its share of the data, so in a
     data-parallel run this is a collective: every rank calls it."""
-    report = getattr(dataset, "bad_file_report", None)
-    mine = report() if callable(report) else []
-    reset = getattr(dataset, "reset_bad_files", None)
-    if callable(reset):
-        reset()
+    from ..data.protocol import ReportsBadFiles
+
+    mine = []
+    if isinstance(dataset, ReportsBadFiles):  # a dataset made in Python need not read files
+        mine = dataset.bad_file_report()
+        dataset.reset_bad_files()
     if env.distributed:
         every: list[Any] = [None] * env.world_size
         dist.all_gather_object(every, mine)

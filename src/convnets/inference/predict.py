@@ -52,14 +52,12 @@ class Prediction:
 
 def find_images(path: str) -> list[str]:
     """The image files under directory ``path`` (by extension, recursively, sorted by
-    path; hidden files and folders skipped); a DataError if there is none."""
-    from ..data.datasets import IMG_EXTENSIONS
+    path; hidden files and folders skipped), found as training finds an image folder's
+    (:func:`convnets.data.folders.image_files`: no special files, links to folders only
+    within ``path``); a DataError if there is none."""
+    from ..data.folders import IMG_EXTENSIONS, image_files
 
-    found = []
-    for root, dirs, files in os.walk(path, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, f) for f in sorted(files)
-                  if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)]
+    found = image_files(path)
     if not found:
         raise DataError(f"{path}: no image files ({', '.join(IMG_EXTENSIONS[:5])}, ...) in "
                         "this folder or below")
