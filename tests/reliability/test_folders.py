@@ -233,3 +233,11 @@ def test_predict_walks_a_folder_by_the_training_rule(tmp_path):
     with within_seconds(20):
         found = [os.path.relpath(p, root) for p in find_images(str(root))]
     assert found == ["1.png", "6.png", "linked/4.png"]
+
+
+def test_a_class_selection_keeps_the_pixel_limit(tmp_path):
+    from convnets.data.image_folder import ImageFolderDataset
+
+    samples = [(str(tmp_path / f"{k}.png"), k % 2) for k in range(4)]
+    dataset = ImageFolderDataset(samples, ["a", "b"], max_pixels=1000)
+    assert dataset.restricted_to([1]).max_pixels == 1000

@@ -69,7 +69,8 @@ class ImageFolderDataset(Labelled):
         relabel = {old: new for new, old in enumerate(keep)}
         subset = ImageFolderDataset([(path, relabel[label]) for path, label in self.samples
                                      if label in relabel], [self.classes[k] for k in keep],
-                                    self.transform, fail_fast=self.fail_fast, root=self.root)
+                                    self.transform, fail_fast=self.fail_fast, root=self.root,
+                                    max_pixels=self.max_pixels)
         subset.preset, subset.mean, subset.std = self.preset, self.mean, self.std
         return subset
 
