@@ -1,7 +1,13 @@
 """The API description (/openapi.json) says what the server does: the image bodies it
 reads, every refusal with its JSON shape, and the bounds of the occlusion options; a
 schema-driven tester (schemathesis, every check) finds nothing it contradicts."""
+import os
+import subprocess
+import sys
+
 import pytest
+
+from conftest import Server
 
 IMAGE_ROUTES = ("/v1/predict", "/v1/occlusion")
 
@@ -50,3 +56,24 @@ def test_stride_bounds_follow_the_position_limit():
         s = smallest_stride(h, w)
         assert occlusion_positions(h, w, s) <= MAX_OCCLUSION_POSITIONS
         assert s == 1 or occlusion_positions(h, w, s - 1) > MAX_OCCLUSION_POSITIONS
+
+
+def test_schemathesis_finds_nothing_the_description_contradicts(served_run, tmp_path):
+    """``st run URL/openapi.json --checks all`` on a real server, a bounded number of
+    examples; schemathesis_images.py tells it what an image upload is. The seed is fixed:
+    some seeds rename the form's ``file`` field, which the server, taking a file under any
+    name, accepts (see convnets.serve.inputs.image_body)."""
+    pytest.importorskip("schemathesis")
+    server = Server(served_run, log_dir=tmp_path)
+    hooks = os.path.join(os.path.dirname(__file__), "schemathesis_images.py")
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
+             "run", f"{server.url}openapi.json", "--checks", "all", "--max-examples", "20",
+             "--seed", "1", "--workers", "1", "--report-dir", str(tmp_path / "report")],
+            env={**os.environ, "SCHEMATHESIS_HOOKS": hooks}, cwd=tmp_path,
+            capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout
