@@ -201,3 +201,34 @@ def test_an_ensemble_exports_its_averaged_softmax(tmp_path):
     with torch.no_grad():
         want = ensemble_predict(members, x)
     _close(predictor.probabilities(x).numpy(), want)
+
+
+def test_from_target_knows_an_onnx_file_and_answers_what_the_source_answers(exported):
+    from convnets.inference.export import OnnxBackend
+
+    weights, path, images = exported
+    source = convnets.Predictor.from_target(weights, model="resnet20", device="cpu")
+    p = convnets.Predictor.from_target(path)
+    assert type(p) is convnets.Predictor and isinstance(p.backend, OnnxBackend)
+    assert p.backend.name == "ONNX Runtime" and p.model is None and p.members == []
+    assert p.weights == [path] and p.spec == source.spec
+    for got, want in zip(p.predict(images, topk=3), source.predict(images, topk=3)):
+        assert got.indices == want.indices
+        np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-4)
+    # the older name is the same Predictor
+    assert OnnxPredictor(path).predict(images, topk=3) == p.predict(images, topk=3)
+
+
+def test_an_onnx_file_is_known_by_its_name(exported, tmp_path):
+    from convnets.errors import WeightsError
+    from convnets.inference.export import is_onnx_file
+
+    assert is_onnx_file("model.onnx") and is_onnx_file("MODEL.ONNX")
+    assert not is_onnx_file("model.safetensors") and not is_onnx_file("resnet20")
+    folder = tmp_path / "run.onnx"
+    folder.mkdir()
+    assert not is_onnx_file(str(folder))  # a folder is a run directory, whatever its name
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08" * 16)  # not a protobuf ONNX reads
+    with pytest.raises(WeightsError, match="bad.onnx"):
+        convnets.Predictor.from_target(str(bad))

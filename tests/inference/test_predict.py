@@ -318,3 +318,40 @@ def test_a_run_travels_without_its_data_and_an_old_run_reads_its_data(digits04_r
     cfg["data"] = f"folder:{tmp_path / 'gone'}"
     json.dump(cfg, open(os.path.join(moved, "config.json"), "w"))
     assert Predictor.from_target(moved, device="cpu").predict(img)[0].indices == expected.indices
+
+
+# --- backends ------------------------------------------------------------------------------------
+
+class _FixedBackend:
+    """A Backend answering the same probabilities for every image, and counting batches."""
+
+    name = "fixed"
+    device = torch.device("cpu")
+    members: tuple = ()
+
+    def __init__(self, probs):
+        self.probs, self.batches = torch.tensor(probs), []
+
+    def probabilities(self, batch):
+        self.batches.append(len(batch))
+        return self.probs.expand(len(batch), -1)
+
+
+def test_any_backend_gets_the_predictors_preprocessing_names_topk_and_batches(predictor, test_split):
+    backend = _FixedBackend([0.1, 0.5, 0.05, 0.3, 0.05])
+    p = Predictor(backend, predictor.spec)
+    imgs = [_digit(test_split, i) for i in range(5)]
+    preds = p.predict(imgs, topk=3, batch_size=2)
+    assert backend.batches == [2, 2, 1]
+    assert [q.classes for q in preds] == [("1", "3", "0")] * 5
+    assert preds[0].probabilities == pytest.approx((0.5, 0.3, 0.1))
+    assert p.model is None and p.members == [] and p.device == torch.device("cpu")
+
+
+def test_a_pytorch_predictor_runs_on_its_torch_backend(predictor):
+    from convnets.inference.predict import TorchBackend
+
+    assert isinstance(predictor.backend, TorchBackend) and predictor.backend.name == "PyTorch"
+    assert predictor.members == [predictor.model] and predictor.backend.members[-1] is predictor.model
+    with pytest.raises(ValueError, match="at least one model"):
+        Predictor.from_modules([], predictor.spec, torch.device("cpu"))

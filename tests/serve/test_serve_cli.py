@@ -53,3 +53,32 @@ def test_create_app_refuses_bad_settings(predictor, options):
     name = next(iter(options))
     with pytest.raises(ConfigError, match=name):
         create_app(predictor, **options)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory):
+    from convnets.engine.inference_spec import spec_without_run
+    from convnets.inference.export import write_onnx
+    from convnets.models import create_model
+
+    path = str(tmp_path_factory.mktemp("onnx") / "lenet5.onnx")
+    write_onnx([create_model("lenet5", num_classes=10)], spec_without_run("lenet5", 10, (1, 32, 32)),
+               path)
+    return path
+
+
+def test_create_app_refuses_an_onnx_predictor_saying_what_it_serves(onnx_file):
+    from convnets.errors import ConvnetsError
+    from convnets.inference.export import OnnxPredictor
+    from convnets.serve import create_app
+
+    with pytest.raises(ConvnetsError, match="PyTorch networks only") as info:
+        create_app(OnnxPredictor(onnx_file))
+    text = str(info.value)
+    assert "\n" not in text and "ONNX Runtime" in text and "lenet5.onnx" in text
+    assert "run directory" in text  # what it takes instead
+
+
+def test_serve_refuses_an_onnx_file_in_one_line(capsys, onnx_file):
+    _one_line_exit_2(capsys, ["serve", onnx_file, "--port", "0"], "PyTorch networks only",
+                     "ONNX Runtime")

@@ -19,8 +19,10 @@ exporter cannot trace; the export switches each GunnLayer to its reference evalu
 (``fast = False``: the same weights, the same outputs, segment by segment) for the time
 of the trace.
 
-:class:`OnnxPredictor` is a :class:`Predictor` backed by an ONNX Runtime session, so
-``convnets predict model.onnx IMAGES`` prints what it prints for the run.
+Back: :class:`OnnxBackend` runs such a file with ONNX Runtime for a :class:`Predictor`, so
+``Predictor.from_target("model.onnx")`` (and ``convnets predict model.onnx IMAGES``) answers
+what it answers for the run. A file is taken for ONNX by its ``.onnx`` name
+(:func:`is_onnx_file`); :class:`OnnxPredictor` is that Predictor under its older name.
 """
 from __future__ import annotations
 
@@ -39,11 +41,13 @@ from .predict import Predictor
 if TYPE_CHECKING:
     from ..engine.inference_spec import InferenceSpec
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "export_onnx", "write_onnx", "OnnxPredictor"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "ONNX_SUFFIX", "export_onnx", "write_onnx",
+           "is_onnx_file", "OnnxBackend", "OnnxPredictor"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
 MAX_OPSET = 20  # torch.onnx's TorchScript exporter goes no further
+ONNX_SUFFIX = ".onnx"  # what `convnets export --onnx` is given, and how a file is known as one
 SPEC_KEY = "convnets.inference"
 OUTPUT_KEY = "convnets.output"
 
@@ -128,11 +132,24 @@ def write_onnx(members: Sequence[nn.Module], spec: InferenceSpec, path: str, *,
     onnx.save_model(proto, path)
 
 
-class OnnxPredictor(Predictor):
-    """A Predictor whose network is an ONNX file written by :func:`export_onnx`, run by
-    ONNX Runtime on the CPU. ``model`` and ``members`` are empty: there is no torch module."""
+def is_onnx_file(target: str) -> bool:
+    """Whether ``target`` names an ONNX file: by its ``.onnx`` name, not by its content. An
+    ONNX file is a bare protobuf message with no signature to sniff (its first byte can be
+    a safetensors header's), and the name is what ``convnets export --onnx`` writes; a
+    corrupt ``model.onnx`` is then reported as an unreadable ONNX file, not as some
+    weights format. A folder so named is a run directory, not a file."""
+    return target.lower().endswith(ONNX_SUFFIX) and not os.path.isdir(target)
 
-    def __init__(self, path: str) -> None:  # noqa: D107 - Predictor's setup, minus modules
+
+class OnnxBackend:
+    """A :class:`~convnets.inference.predict.Backend` for an ONNX file written by
+    :func:`export_onnx`, run by ONNX Runtime on the CPU; ``spec`` is the inference spec
+    in its metadata. There is no PyTorch module (``members`` is empty)."""
+
+    name = "ONNX Runtime"
+    members: tuple = ()
+
+    def __init__(self, path: str) -> None:
         import onnx
         import onnxruntime as ort
         from google.protobuf.message import DecodeError
@@ -154,7 +171,7 @@ class OnnxPredictor(Predictor):
             raw = json.loads(props[SPEC_KEY])
         except json.JSONDecodeError:
             raise WeightsError(f"{path}: its {SPEC_KEY} metadata is not JSON") from None
-        spec = InferenceSpec.from_dict(raw, f"{path} ({SPEC_KEY})")
+        self.spec = InferenceSpec.from_dict(raw, f"{path} ({SPEC_KEY})")
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(),
                                                 providers=["CPUExecutionProvider"])
@@ -165,14 +182,34 @@ class OnnxPredictor(Predictor):
                                f"({first_line(err)})") from None
         self.output = props[OUTPUT_KEY]
         self.input_name = self.session.get_inputs()[0].name
-        self._use_spec(spec, torch.device("cpu"), [path])
-        self.members, self.model = [], None
+        self.device = torch.device("cpu")
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+    def outputs(self, batch: torch.Tensor) -> torch.Tensor:
         """The graph's output for a preprocessed batch (logits, or an ensemble's probabilities)."""
         out = self.session.run(None, {self.input_name: batch.float().contiguous().numpy()})[0]
         return torch.from_numpy(out)
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        out = self.logits(batch)
+        out = self.outputs(batch)
         return out if self.output == "probabilities" else out.softmax(dim=1)
+
+
+class OnnxPredictor(Predictor):
+    """``Predictor.from_target(path)`` for an ONNX file, under the name it had before
+    ``from_target`` knew ONNX; ``output``, ``session`` and :meth:`logits` are its backend's."""
+
+    def __init__(self, path: str) -> None:
+        backend = OnnxBackend(path)
+        super().__init__(backend, backend.spec, weights=[os.fspath(path)])
+
+    @property
+    def output(self) -> str:
+        return self.backend.output
+
+    @property
+    def session(self):
+        return self.backend.session
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """The graph's output for a preprocessed batch (logits, or an ensemble's probabilities)."""
+        return self.backend.outputs(batch)

@@ -7,12 +7,17 @@ it needs to see a new image as it saw its training images (class names, input si
 normalisation and evaluation preset: the run's ``inference.json``), then predicts any
 number of images in batches. Images are decoded by :func:`convnets.data.load_rgb`, so
 every format and mode it reads (grey, palette, RGBA, CMYK, 16-bit) arrives as RGB.
+
+What runs the network is the Predictor's :class:`Backend`: :class:`TorchBackend` for
+PyTorch modules, or ONNX Runtime for a file written by ``convnets export``
+(:class:`convnets.inference.export.OnnxBackend`); preprocessing, class names, top-k,
+batching and folders are the Predictor's own, whichever runs it.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from PIL import Image
@@ -25,7 +30,7 @@ from ..errors import ConfigError, DataError
 if TYPE_CHECKING:
     from ..engine.inference_spec import InferenceSpec
 
-__all__ = ["Prediction", "Predictor", "predict", "find_images"]
+__all__ = ["Prediction", "Predictor", "Backend", "TorchBackend", "predict", "find_images"]
 
 
 @dataclass(frozen=True)
@@ -118,27 +123,55 @@ def _collate(batch: list) -> list:
     return batch
 
 
+class Backend(Protocol):
+    """What turns a preprocessed batch into class probabilities for a :class:`Predictor`.
+
+    Probabilities, not logits: a snapshot ensemble's answer is the average of its
+    members' softmaxes (as ``eval`` computes it), which no single set of logits gives,
+    and an exported ensemble's graph outputs that average itself."""
+
+    name: str  # what runs the network, for messages: "PyTorch", "ONNX Runtime"
+    device: torch.device  # where batches are computed
+    members: Sequence[nn.Module]  # the PyTorch modules; empty when there are none
+
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """``(B, classes)`` on the CPU for a preprocessed ``(B, C, H, W)`` batch."""
+        ...
+
+
+class TorchBackend:
+    """PyTorch modules (eval mode, on ``device``): one network, or the snapshots of an
+    ensemble whose softmaxes are averaged."""
+
+    name = "PyTorch"
+
+    def __init__(self, members: Sequence[nn.Module], device: torch.device) -> None:
+        if not members:
+            raise ValueError("a TorchBackend needs at least one model")
+        self.device = device
+        self.members = [m.to(device).eval() for m in members]
+
+    @torch.no_grad()
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        from ..engine.evaluation import ensemble_predict
+
+        return ensemble_predict(self.members, batch.to(self.device)).cpu()
+
+
 class Predictor:
     """A network ready to be asked about images; see the module docstring.
 
-    ``model`` is the network (eval mode, on ``device``): the last snapshot of a
-    snapshot-ensemble run, whose predictions average all its ``members`` as ``eval`` does.
-    ``classes`` has one name per output; ``input_size``, ``mean``, ``std`` and ``preset``
-    say what :meth:`preprocess` does.
+    ``backend`` runs the network. ``model`` is the PyTorch network (eval mode, on
+    ``device``): the last snapshot of a snapshot-ensemble run, whose predictions average
+    all its ``members`` as ``eval`` does; None (and ``members`` empty) when the backend
+    has no PyTorch module, as for an ONNX file. ``classes`` has one name per output;
+    ``input_size``, ``mean``, ``std`` and ``preset`` say what :meth:`preprocess` does.
     """
 
-    def __init__(self, members: Sequence[nn.Module], spec: InferenceSpec, device: torch.device, *,
+    def __init__(self, backend: Backend, spec: InferenceSpec, *,
                  weights: Sequence[str] = ()) -> None:
-        if not members:
-            raise ValueError("a Predictor needs at least one model")
-        self._use_spec(spec, device, weights)
-        self.members = [m.to(device).eval() for m in members]
-        self.model = self.members[-1]
-
-    def _use_spec(self, spec: InferenceSpec, device: torch.device, weights: Sequence[str]) -> None:
-        """What the run recorded for inference: names, sizes and preprocessing."""
+        self.backend = backend
         self.spec = spec
-        self.device = device
         self.weights = list(weights)
         self.model_name = spec.model
         self.classes = list(spec.classes)
@@ -146,17 +179,43 @@ class Predictor:
         self.mean, self.std, self.preset = tuple(spec.mean), tuple(spec.std), spec.preset
         self.transform = spec.transform()
 
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def members(self) -> list[nn.Module]:
+        return list(self.backend.members)
+
+    @property
+    def model(self) -> nn.Module | None:
+        return self.backend.members[-1] if self.backend.members else None
+
+    @classmethod
+    def from_modules(cls, members: Sequence[nn.Module], spec: InferenceSpec,
+                     device: torch.device, *, weights: Sequence[str] = ()) -> "Predictor":
+        """PyTorch ``members`` (several: a snapshot ensemble) described by ``spec``."""
+        return cls(TorchBackend(members, device), spec, weights=weights)
+
     @classmethod
     def from_target(cls, target: str, *, model: str | None = None, device: str = "auto",
                     ema: bool = False) -> "Predictor":
         """Load a run directory (its last checkpoint; ``ema``: its EMA weights), a weights
-        file (in a run directory, or with ``model``) or a bare model name."""
+        file (in a run directory, or with ``model``), a bare model name, or an ONNX file
+        written by ``convnets export`` (run by ONNX Runtime on the CPU; it names its own
+        model and holds one set of weights, so ``model``, ``ema`` and ``device`` do not
+        apply to it; see :func:`~convnets.inference.export.is_onnx_file`)."""
         from ..engine.runs import load_models, resolve_target
+        from .export import OnnxBackend, is_onnx_file
 
-        resolved = resolve_target(os.fspath(target), model=model, ema=ema)
+        target = os.fspath(target)
+        if is_onnx_file(target):
+            backend = OnnxBackend(target)
+            return cls(backend, backend.spec, weights=[target])
+        resolved = resolve_target(target, model=model, ema=ema)
         members = load_models(resolved)
-        return cls(members, resolved.inference_spec(members[0].num_classes),
-                   local_device(device), weights=resolved.weights)
+        return cls.from_modules(members, resolved.inference_spec(members[0].num_classes),
+                                local_device(device), weights=resolved.weights)
 
     # --- one image at a time -------------------------------------------------------------
 
@@ -173,13 +232,10 @@ class Predictor:
 
     # --- many ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, classes)`` for a preprocessed batch ``(B, C, H, W)``:
         the softmax, averaged over the members of an ensemble."""
-        from ..engine.evaluation import ensemble_predict
-
-        return ensemble_predict(self.members, batch.to(self.device)).cpu()
+        return self.backend.probabilities(batch)
 
     def predict(self, images: Any, topk: int = 5, *, batch_size: int = 32) -> list[Prediction]:
         """The top-``topk`` classes of each image (paths, folders, PIL images or tensors;

@@ -1,4 +1,4 @@
-"""The HTTP service: routes, input checks and error replies, around a :class:`Predictor`.
+"""The HTTP service around a :class:`~convnets.Predictor`: what each route answers.
 
 Routes (all JSON but the page):
 
@@ -10,142 +10,199 @@ Routes (all JSON but the page):
 - ``GET /v1/model``, ``GET /healthz``: what is served, and the batcher's counters.
 - ``GET /``: the web page; ``/docs`` and ``/openapi.json``: FastAPI's API description.
 
-What a client sends is bounded before it costs memory or time: a body over
-``max_bytes`` is refused with 413 from its Content-Length header, or, without one, as
-soon as the bytes received pass the limit (it is never read whole); an image whose
-header declares more than ``max_pixels`` pixels is refused before its pixels are
-decoded (:func:`convnets.data.images.load_rgb`). Images are decoded from memory only:
-no request names a file, and nothing is written but what the multipart parser spools.
-Every refusal is a 4xx with one line of JSON, ``{"error": "..."}``; the server goes on.
+The pieces: the options (:class:`~.settings.ServeSettings`), the input limits and how an
+image is read (:mod:`.inputs`), the refusals, each one line of JSON
+``{"error": "..."}`` after which the server goes on (:mod:`.replies`). Here,
+:class:`Service` holds what the routes share and answers each of them, and
+:func:`create_app` puts the pieces together.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
-import math
 import os
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 import torch
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.images import load_rgb
-from ..errors import ConfigError, ConvnetsError
+from ..errors import ConfigError
 from ..inference.predict import Predictor
 from .batching import Batcher
+from .inputs import (MAX_OCCLUSION_POSITIONS, LimitBody, check_occlusion_positions, image_body,
+                     image_bytes, smallest_stride)
+from .replies import (BodyTooLarge, ServeError, UnsupportedMediaType, add_error_replies,
+                      error_responses)
+from .settings import DEFAULT_MAX_PIXELS, ServeSettings
 
-__all__ = ["create_app", "ServeError", "BodyTooLarge", "UnsupportedMediaType",
+__all__ = ["create_app", "Service", "ServeError", "BodyTooLarge", "UnsupportedMediaType",
            "DEFAULT_MAX_PIXELS", "MAX_OCCLUSION_POSITIONS"]
 
-# 25 megapixels: a 6,000 x 4,000 camera picture fits (phones take 12); decoded, about
-# 100 MB, of which at most ``workers`` exist at once. The library's own default for
-# training folders is twice this; a server shares its memory between clients.
-DEFAULT_MAX_PIXELS = 25_000_000
-# Positions of the occluding square per map: a 16 x 16 grid (the default stride) is 256
-# forward passes; a client asking for stride 1 on a 224-pixel input would ask for 50,176.
-MAX_OCCLUSION_POSITIONS = 1024
-_IMAGE_TYPES = ("image/", "application/octet-stream")
 
+class Service:
+    """What the routes share (the predictor, its :class:`Batcher`, the bound on decoding
+    threads) and the answer of each route; :func:`create_app` registers them."""
 
-class ServeError(ConvnetsError):
-    """A request the server refuses; ``status`` is its HTTP status code."""
-
-    status = 400
-
-
-class BodyTooLarge(ServeError):
-    status = 413
-
-
-class UnsupportedMediaType(ServeError):
-    status = 415
-
-
-# --- the body limit, before any route reads a byte -----------------------------------------
-
-class _LimitBody:
-    """ASGI middleware: 413 for a body over ``max_bytes``, told by its Content-Length or
-    found while it streams in (the route reading it then gets :class:`BodyTooLarge`)."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            text = (f"the body is {int(length):,} bytes, more than the limit of "
-                    f"{self.max_bytes:,}" if length.isdigit() else "bad Content-Length header")
-            response = JSONResponse({"error": text}, status_code=413 if length.isdigit() else 400,
-                                    headers={"Connection": "close"})
-            return await response(scope, receive, send)
-        received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(f"the body is more than the limit of {self.max_bytes:,} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-# --- reading an image from a request -------------------------------------------------------
-
-async def _image_bytes(request: Request) -> bytes:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=8)
-        try:
-            upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
-            if upload is None:
-                raise ServeError("the multipart form holds no file: send the image as a file "
-                                 "field (e.g. curl -F file=@digit.png)")
-            return await upload.read()
-        finally:
-            await form.close()
-    if kind and not kind.startswith(_IMAGE_TYPES):
-        raise UnsupportedMediaType(f"Content-Type {kind} is not an image: send image/* or "
-                                   "application/octet-stream, or a multipart/form-data upload")
-    return await request.body()
-
-
-class _Model:
-    """The served network with what the routes need besides it."""
-
-    def __init__(self, predictor: Predictor, *, max_batch: int, max_wait_ms: float,
-                 workers: int, max_pixels: int) -> None:
-        self.predictor = predictor
-        self.batcher = Batcher(predictor.probabilities, max_batch=max_batch,
-                               max_wait_ms=max_wait_ms)
-        self.workers, self.max_pixels = workers, max_pixels
-        self.decoding: asyncio.Semaphore | None = None
+    def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
+        if predictor.model is None:
+            raise ConfigError(
+                f"convnets serve runs PyTorch networks only (a run directory, a weights file or "
+                f"a model name): {', '.join(predictor.weights) or predictor.model_name} runs on "
+                f"{predictor.backend.name}, which has no layers for occlusion maps to look "
+                "into; serve the run it was exported from")
+        self.predictor, self.settings = predictor, settings
+        self.batcher = Batcher(predictor.probabilities, max_batch=settings.max_batch,
+                               max_wait_ms=settings.max_wait_ms)
+        self.decoding: asyncio.Semaphore | None = None  # made in the event loop, by running()
         self.parameters = sum(p.numel() for p in predictor.model.parameters())
+        self.page = resources.files(__package__).joinpath("page", "index.html").read_text(
+            encoding="utf-8")
+
+    @asynccontextmanager
+    async def running(self, app: FastAPI) -> AsyncIterator[None]:
+        """The app's lifespan: the batcher runs while the server does."""
+        self.decoding = asyncio.Semaphore(self.settings.workers)
+        self.batcher.start()
+        yield
+        await self.batcher.stop()
+
+    # --- the input -----------------------------------------------------------------------
 
     def _decode(self, data: bytes) -> torch.Tensor:
-        return self.predictor.transform(load_rgb(data, max_pixels=self.max_pixels))
+        return self.predictor.transform(load_rgb(data, max_pixels=self.settings.max_pixels))
 
     async def input_of(self, request: Request) -> torch.Tensor:
         """The request's image as the network's input: decoded and preprocessed on a
         thread (at most ``workers`` at once), never on the event loop."""
-        data = await _image_bytes(request)
+        data = await image_bytes(request)
         assert self.decoding is not None
         async with self.decoding:
             return await run_in_threadpool(self._decode, data)
 
+    # --- the routes ----------------------------------------------------------------------
+
+    async def index(self) -> HTMLResponse:
+        return HTMLResponse(self.page)
+
+    async def healthz(self) -> dict:
+        """Alive, with the batcher's counters."""
+        return {"status": "ok", **self.batcher.snapshot()}
+
+    async def model(self) -> dict:
+        """The served network: name, classes, input, parameters, batching."""
+        p = self.predictor
+        return {"model": p.model_name, "classes": p.classes, "num_classes": len(p.classes),
+                "input_size": list(p.input_size), "parameters": self.parameters,
+                "preset": p.preset, "mean": list(p.mean), "std": list(p.std),
+                "weights": [os.path.basename(w) for w in p.weights],
+                "ensemble_members": len(p.members),
+                "batching": {"max_batch": self.settings.max_batch,
+                             "max_wait_ms": self.settings.max_wait_ms,
+                             **self.batcher.snapshot()}}
+
+    async def predict(self, request: Request,
+                      topk: int = Query(5, ge=1, le=1000, description="classes to return")) -> dict:
+        """The top-k classes of one image, most probable first."""
+        with self.batcher.arriving():
+            waiting = self.batcher.enqueue(await self.input_of(request))
+        probs = await waiting
+        p = self.predictor
+        values, indices = probs.topk(min(topk, len(p.classes)))
+        return {"model": p.model_name,
+                "topk": [{"index": i, "class": p.classes[i], "probability": v}
+                         for v, i in zip(values.tolist(), indices.tolist())]}
+
+    async def occlusion(self, request: Request, target: str | None, patch: int | None,
+                        stride: int | None) -> dict:
+        """Zeiler & Fergus's occlusion map of the image ``request`` carries, for the route
+        :func:`_occlusion_route` describes."""
+        from ..inspect.visualize import occlusion
+        from ..inspect.visualize.common import to_display
+
+        p = self.predictor
+        x = await self.input_of(request)
+        _, h, w = x.shape
+        # occlusion()'s own default stride, a sixteenth of the shorter side
+        check_occlusion_positions(h, w, stride if stride is not None else max(1, min(h, w) // 16))
+        result = await self.batcher.run_alone(
+            lambda: occlusion(p.model, x.to(p.device), target=target, classes=p.classes,
+                              patch=patch, stride=stride))
+        view = (to_display(x, p.mean, p.std) * 255).round().astype(np.uint8)
+        return {"model": p.model_name, "target": result.target,
+                "target_class": p.classes[result.target],
+                "probability": float(result.probs[result.target]),
+                "patch": result.patch, "stride": result.stride,
+                "prob": result.prob.astype(float).round(6).tolist(),
+                "heatmap_png": _png(_heat_rgba(result.prob, h, w, result.stride)),
+                "input_png": _png(view)}
+
+
+def _occlusion_route(service: Service) -> Callable[..., Any]:
+    """The ``/v1/occlusion`` endpoint, its query described with the bounds of the served
+    model: the class names and indices ``target`` takes, the input's side for ``patch``
+    and ``stride``, and the smallest stride within :data:`MAX_OCCLUSION_POSITIONS`. The
+    bounds are told, not enforced here: occlusion() and the positions check answer a value
+    beyond them with a 400 that says why, FastAPI a wrong type with a 422."""
+    p = service.predictor
+    _, h, w = p.input_size
+    targets = list(dict.fromkeys([*p.classes, *map(str, range(len(p.classes)))]))
+
+    async def occlusion_map(
+            request: Request,
+            target: str | None = Query(None, description="class name or index (default: the "
+                                       "predicted class)", json_schema_extra={"enum": targets}),
+            patch: int | None = Query(None, ge=1, description="side of the grey square, input "
+                                      "pixels", json_schema_extra={"maximum": min(h, w)}),
+            stride: int | None = Query(None, ge=1, description="step between positions, input "
+                                       "pixels", json_schema_extra={
+                                           "minimum": smallest_stride(h, w),
+                                           "maximum": min(h, w)})) -> dict:
+        """Zeiler & Fergus's occlusion map: the class's probability with a grey square at
+        each position, as numbers (``prob[row][col]``) and as PNGs of the input's size."""
+        return await service.occlusion(request, target, patch, stride)
+
+    return occlusion_map
+
+
+def _add_routes(app: FastAPI, service: Service) -> None:
+    image_route: dict[str, Any] = dict(methods=["POST"], openapi_extra=image_body(),
+                                       responses=error_responses(400, 413, 415, 422))
+    app.add_api_route("/", service.index, methods=["GET"], response_class=HTMLResponse,
+                      include_in_schema=False, name="index")
+    app.add_api_route("/healthz", service.healthz, methods=["GET"], name="healthz")
+    app.add_api_route("/v1/model", service.model, methods=["GET"], name="model")
+    app.add_api_route("/v1/predict", service.predict, name="predict", **image_route)
+    app.add_api_route("/v1/occlusion", _occlusion_route(service), name="occlusion_map",
+                      **image_route)
+
+
+def create_app(predictor: Predictor, settings: ServeSettings | None = None,
+               **options: Any) -> FastAPI:
+    """The service for ``predictor`` (a PyTorch one: an ONNX predictor is refused with a
+    ConfigError); see the module docstring. ``settings``, with any of its fields replaced
+    by ``options`` (``max_batch=8``), bounds batching and inputs; a bad value is a
+    ConfigError naming it. Run the app with any ASGI server (``convnets serve`` uses
+    uvicorn)."""
+    settings = (settings or ServeSettings()).replace(**options)
+    service = Service(predictor, settings)
+    app = FastAPI(title="convnets serve", version="1",
+                  description=f"Image classification with {predictor.model_name}.",
+                  lifespan=service.running)
+    app.state.served = service
+    add_error_replies(app)
+    _add_routes(app, service)
+    app.add_middleware(LimitBody, max_bytes=settings.max_bytes)
+    return app
+
+
+# --- pictures for the occlusion answer -----------------------------------------------------
 
 def _png(rgb: np.ndarray) -> str:
     from PIL import Image
@@ -171,137 +228,3 @@ def _heat_rgba(prob: np.ndarray, height: int, width: int, stride: int) -> np.nda
     # does not need keep their own look instead of being darkened.
     rgba[..., 3] = 0.85 * cells
     return (rgba * 255).round().astype(np.uint8)
-
-
-# --- the app -------------------------------------------------------------------------------
-
-def create_app(predictor: Predictor, *, max_batch: int = 32, max_wait_ms: float = 10.0,
-               workers: int = 2, max_bytes: int = 10_000_000,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> FastAPI:
-    """The service for ``predictor``; see the module docstring. Run it with any ASGI
-    server (``convnets serve`` uses uvicorn)."""
-    from ..inspect.visualize import occlusion
-    from ..inspect.visualize.common import to_display
-
-    for name, value in (("max_batch", max_batch), ("workers", workers),
-                        ("max_bytes", max_bytes), ("max_pixels", max_pixels)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError.of(name, f"must be a whole number of at least 1, got {value!r}")
-    if not 0 <= max_wait_ms < math.inf:
-        raise ConfigError.of("max_wait_ms", f"must be a finite number of at least 0, got "
-                             f"{max_wait_ms!r}")
-    served = _Model(predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers,
-                    max_pixels=max_pixels)
-    page = resources.files(__package__).joinpath("page", "index.html").read_text(encoding="utf-8")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        served.decoding = asyncio.Semaphore(workers)
-        served.batcher.start()
-        yield
-        await served.batcher.stop()
-
-    app = FastAPI(title="convnets serve", version="1",
-                  description=f"Image classification with {predictor.model_name}.",
-                  lifespan=lifespan)
-    app.state.served = served
-
-    # --- errors: one line of JSON each ---
-
-    @app.exception_handler(ServeError)
-    async def refused(request: Request, err: ServeError) -> JSONResponse:
-        headers = {"Connection": "close"} if err.status == 413 else None
-        return JSONResponse({"error": str(err)}, status_code=err.status, headers=headers)
-
-    @app.exception_handler(ConvnetsError)  # a bad image, a bad class name, patch or stride
-    async def bad_input(request: Request, err: ConvnetsError) -> JSONResponse:
-        return JSONResponse({"error": str(err)}, status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        text = err.detail
-        if err.status_code == 404 and text == "Not Found":
-            text = f"no route {request.method} {request.url.path} (see /docs)"
-        elif err.status_code == 405:
-            text = f"{request.method} is not allowed on {request.url.path} (see /docs)"
-        return JSONResponse({"error": str(text)}, status_code=err.status_code,
-                            headers=getattr(err, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
-
-    # --- routes ---
-
-    image_body = {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "string", "format": "binary"}}}},
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page)
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        """Alive, with the batcher's counters."""
-        return {"status": "ok", **served.batcher.snapshot()}
-
-    @app.get("/v1/model")
-    async def model() -> dict:
-        """The served network: name, classes, input, parameters, batching."""
-        p = predictor
-        return {"model": p.model_name, "classes": p.classes, "num_classes": len(p.classes),
-                "input_size": list(p.input_size), "parameters": served.parameters,
-                "preset": p.preset, "mean": list(p.mean), "std": list(p.std),
-                "weights": [os.path.basename(w) for w in p.weights],
-                "ensemble_members": len(p.members),
-                "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
-                             **served.batcher.snapshot()}}
-
-    @app.post("/v1/predict", openapi_extra=image_body)
-    async def predict(request: Request,
-                      topk: int = Query(5, ge=1, le=1000, description="classes to return")) -> dict:
-        """The top-k classes of one image, most probable first."""
-        with served.batcher.arriving():
-            waiting = served.batcher.enqueue(await served.input_of(request))
-        probs = await waiting
-        values, indices = probs.topk(min(topk, len(predictor.classes)))
-        return {"model": predictor.model_name,
-                "topk": [{"index": i, "class": predictor.classes[i], "probability": v}
-                         for v, i in zip(values.tolist(), indices.tolist())]}
-
-    @app.post("/v1/occlusion", openapi_extra=image_body)
-    async def occlusion_map(request: Request,
-                            target: str | None = Query(None, description="class name or index "
-                                                       "(default: the predicted class)"),
-                            patch: int | None = Query(None, ge=1, description="side of the grey "
-                                                      "square, input pixels"),
-                            stride: int | None = Query(None, ge=1, description="step between "
-                                                       "positions, input pixels")) -> dict:
-        """Zeiler & Fergus's occlusion map: the class's probability with a grey square at
-        each position, as numbers (``prob[row][col]``) and as PNGs of the input's size."""
-        x = await served.input_of(request)
-        _, h, w = x.shape
-        step = stride if stride is not None else max(1, min(h, w) // 16)
-        positions = -(-h // step) * -(-w // step)
-        if positions > MAX_OCCLUSION_POSITIONS:
-            raise ServeError(f"stride {step} gives {positions:,} positions on a {h}x{w} input, "
-                             f"more than {MAX_OCCLUSION_POSITIONS:,}: give a larger stride")
-        result = await served.batcher.run_alone(
-            lambda: occlusion(predictor.model, x.to(predictor.device), target=target,
-                              classes=predictor.classes, patch=patch, stride=stride))
-        view = (to_display(x, predictor.mean, predictor.std) * 255).round().astype(np.uint8)
-        return {"model": predictor.model_name, "target": result.target,
-                "target_class": predictor.classes[result.target],
-                "probability": float(result.probs[result.target]),
-                "patch": result.patch, "stride": result.stride,
-                "prob": result.prob.astype(float).round(6).tolist(),
-                "heatmap_png": _png(_heat_rgba(result.prob, h, w, result.stride)),
-                "input_png": _png(view)}
-
-    app.add_middleware(_LimitBody, max_bytes=max_bytes)
-    return app

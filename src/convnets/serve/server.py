@@ -12,14 +12,15 @@ import socket
 from typing import Callable
 
 from ..errors import ConfigError
+from .settings import check_port
 
 __all__ = ["bind", "serve"]
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host``:``port`` (0: a free port; see ``getsockname``)."""
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError.of("port", f"must be between 0 and 65535, got {port!r}")
+    if problem := check_port(port):
+        raise ConfigError.of("port", problem)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
