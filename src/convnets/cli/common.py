@@ -11,7 +11,7 @@ from typing import Callable
 from ..errors import ConfigError, ConvnetsError
 
 __all__ = ["UserError", "Parser", "Interrupted", "LibraryDefault", "LibraryChoices", "as_flags",
-           "flag_type", "given", "note", "error_line", "config_help"]
+           "add_option_flags", "flag_type", "given", "note", "error_line", "config_help"]
 
 
 class UserError(ConfigError):
@@ -58,6 +58,27 @@ class LibraryChoices:
 
     def __iter__(self):
         return iter(self._values())
+
+
+def add_option_flags(p: argparse.ArgumentParser, options, *, defaults: bool) -> None:
+    """One flag per option (``convnets.options.options_of``): its type or parser, choices,
+    help and metavar. With ``defaults`` each flag's default is its field's, shown in the
+    help; without, every default is None, meaning "as the recipe or saved run says"."""
+    for f, opt, kind in options:
+        metavar = opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
+        default = f.default if defaults else None
+        help_text = f"{opt.help} (default {default})" if defaults else opt.help
+        kw: dict = dict(dest=f.name, default=default, help=help_text, metavar=metavar)
+        if kind is bool:
+            kw.update(action=argparse.BooleanOptionalAction)
+            kw.pop("metavar")
+        else:
+            kw.update(type=flag_type(opt.parse) if opt.parse else kind, choices=opt.choices)
+            if opt.choices:
+                kw.pop("metavar")
+            if opt.const is not None:
+                kw.update(nargs="?", const=opt.const)
+        p.add_argument(opt.flag, **kw)
 
 
 def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:

@@ -38,13 +38,10 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import DataError
     from ..inference.predict import Predictor, find_images
 
-    if args.target.lower().endswith(".onnx"):  # written by `convnets export`: ONNX Runtime
-        from ..inference.export import OnnxPredictor
-
-        predictor = OnnxPredictor(args.target)
-    else:
-        predictor = Predictor.from_target(args.target, model=args.model, device=args.device,
-                                          ema=args.ema)
+    # A run directory, weights file or model name runs on PyTorch; an .onnx file written by
+    # `convnets export` on ONNX Runtime (Predictor.from_target chooses the backend).
+    predictor = Predictor.from_target(args.target, model=args.model, device=args.device,
+                                      ema=args.ema)
     note_untrained(predictor, "these are the predictions of")
     inputs, empty = [], 0
     for path in args.images:  # a folder with no images is one error; the others still run

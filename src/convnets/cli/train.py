@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import Interrupted, UserError, flag_type
+from .common import Interrupted, UserError, add_option_flags
 
 __all__ = ["register"]
 
@@ -16,31 +16,15 @@ def register(sub) -> None:
     p.add_argument("--recipe", help="named hyper-parameters (default digits; `convnets recipes`)")
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    _add_config_flags(p)
+    from ..engine.config import train_options
+
+    add_option_flags(p, train_options(), defaults=False)
     p.set_defaults(func=run_train)
 
 
 def register_recipes(sub) -> None:
     p = sub.add_parser("recipes", help="the papers' training recipes and the data presets")
     p.set_defaults(func=run_recipes)
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field that has one, generated from the field: its type,
-    choices and help. Every default is None, meaning "as the recipe or saved run says"."""
-    from ..engine.config import train_options
-
-    for f, opt, kind in train_options():
-        metavar = opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
-        kw: dict = dict(dest=f.name, default=None, help=opt.help, metavar=metavar)
-        if kind is bool:
-            kw.update(action=argparse.BooleanOptionalAction)
-            kw.pop("metavar")
-        else:
-            kw.update(type=flag_type(opt.parse) if opt.parse else kind, choices=opt.choices)
-            if opt.const is not None:
-                kw.update(nargs="?", const=opt.const)
-        p.add_argument(opt.flag, **kw)
 
 
 def _run_dir(args: argparse.Namespace, model: str) -> str | None:

@@ -14,60 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import typing
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from ..core import parse_input_size, read_json
 from ..errors import ConfigError, RunDirError
+from ..options import Option, at_least, check_fields, in_range, option, options_of, positive
 
 __all__ = ["TrainConfig", "Recipe", "RECIPES", "Option", "train_options", "check_whole", "int_list",
            "list_recipes",
            "recipe_config", "load_config", "resume_changes"]
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a field appears on the command line and what values it takes.
-
-    ``flag`` is the command-line name (None: not a flag); ``check(value)`` returns what is
-    wrong with a value, or None; ``parse`` turns the flag's text into a value (default:
-    the field's type); ``const`` is the value of a flag given without one; ``resume``
-    marks fields that may change when a run is resumed (they do not change what it
-    computes)."""
-
-    help: str = ""
-    flag: str | None = None
-    choices: tuple | None = None
-    check: Callable[[Any], str | None] | None = None
-    parse: Callable[[str], Any] | None = None
-    const: Any = None
-    metavar: str | None = None
-    resume: bool = False
-
-
-def _opt(default: Any, help: str, **kw) -> Any:
-    """A TrainConfig field; ``default`` may be a function that returns it."""
-    meta = {"option": Option(help=help, **kw)}
-    if callable(default):
-        return field(default_factory=default, metadata=meta)
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"must be at least {low:g}, got {v}"
-
-
-def _in_range(low: float, high: float) -> Callable[[Any], str | None]:
-    return lambda v: None if low <= v < high else f"must be in [{low:g}, {high:g}), got {v}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be positive, got {v}"
 
 
 def check_whole(**values: tuple[Any, int]) -> None:
@@ -130,57 +87,57 @@ class TrainConfig:
     defaults are the ``digits`` recipe: ResNet-20 on the built-in digits.
     """
 
-    model: str = _opt("resnet20", "model name (default: the recipe's model)")
-    data: str | None = _opt(None, "dataset: digits (default), digits:CLASSES (some digits, "
+    model: str = option("resnet20", "model name (default: the recipe's model)")
+    data: str | None = option(None, "dataset: digits (default), digits:CLASSES (some digits, "
                             "relabelled 0..k-1: digits:0-4, digits:5,7,9), synthetic[:N], "
                             "cifar10:DIR, cifar100:DIR, imagenet:DIR, folder:DIR",
                             flag="--data")
-    preset: str | None = _opt(None, "augmentation preset (default: the dataset's; `convnets recipes`)",
+    preset: str | None = option(None, "augmentation preset (default: the dataset's; `convnets recipes`)",
                               flag="--preset")
-    recipe: str = _opt("digits", "the recipe these settings started from")
-    epochs: int = _opt(20, "passes over the training split", flag="--epochs", check=_at_least(1))
-    batch_size: int = _opt(32, "images per optimizer step and process (global batch: this x "
-                           "processes)", flag="--batch-size", check=_at_least(1))
-    lr: float = _opt(0.05, "peak learning rate", flag="--lr", check=_positive)
-    momentum: float = _opt(0.9, "SGD momentum", flag="--momentum", check=_in_range(0, 1))
-    nesterov: bool = _opt(True, "Nesterov momentum", flag="--nesterov")
-    weight_decay: float = _opt(5e-4, "L2 weight decay", flag="--wd", check=_at_least(0))
-    schedule: str = _opt("cosine", "learning-rate schedule", flag="--schedule",
+    recipe: str = option("digits", "the recipe these settings started from")
+    epochs: int = option(20, "passes over the training split", flag="--epochs", check=at_least(1))
+    batch_size: int = option(32, "images per optimizer step and process (global batch: this x "
+                           "processes)", flag="--batch-size", check=at_least(1))
+    lr: float = option(0.05, "peak learning rate", flag="--lr", check=positive)
+    momentum: float = option(0.9, "SGD momentum", flag="--momentum", check=in_range(0, 1))
+    nesterov: bool = option(True, "Nesterov momentum", flag="--nesterov")
+    weight_decay: float = option(5e-4, "L2 weight decay", flag="--wd", check=at_least(0))
+    schedule: str = option("cosine", "learning-rate schedule", flag="--schedule",
                          choices=("step", "cosine"))
-    milestones: list[int] = _opt([], "step schedule: epochs where the lr is multiplied by gamma, "
+    milestones: list[int] = option([], "step schedule: epochs where the lr is multiplied by gamma, "
                                  "e.g. 150,225", flag="--milestones", parse=int_list,
                                  check=_increasing, metavar="E1,E2,...")
-    gamma: float = _opt(0.1, "step schedule: factor at each milestone", flag="--gamma",
+    gamma: float = option(0.1, "step schedule: factor at each milestone", flag="--gamma",
                         check=lambda v: None if 0 < v <= 1 else f"must be in (0, 1], got {v}")
-    warmup_epochs: float = _opt(1.0, "linear warm-up from lr/100 (Goyal et al. 2017), in epochs",
-                                flag="--warmup", check=_at_least(0))
-    label_smoothing: float = _opt(0.0, "label smoothing", flag="--label-smoothing",
-                                  check=_in_range(0, 1))
-    init: str = _opt("default", "weight initialisation (default: the model's own, its paper's)",
+    warmup_epochs: float = option(1.0, "linear warm-up from lr/100 (Goyal et al. 2017), in epochs",
+                                flag="--warmup", check=at_least(0))
+    label_smoothing: float = option(0.0, "label smoothing", flag="--label-smoothing",
+                                  check=in_range(0, 1))
+    init: str = option("default", "weight initialisation (default: the model's own, its paper's)",
                      flag="--init", choices=("default", "he", "lsuv"))
-    amp: str | None = _opt(None, "mixed precision (fp16: CUDA GPUs only)", flag="--amp",
+    amp: str | None = option(None, "mixed precision (fp16: CUDA GPUs only)", flag="--amp",
                            choices=("bf16", "fp16"))
-    channels_last: bool = _opt(False, "channels-last memory format", flag="--channels-last")
-    accum_steps: int = _opt(1, "micro-batches per optimizer step", flag="--accum-steps",
-                            check=_at_least(1))
-    ema: float = _opt(0.0, "keep an exponential moving average of the weights with this decay "
+    channels_last: bool = option(False, "channels-last memory format", flag="--channels-last")
+    accum_steps: int = option(1, "micro-batches per optimizer step", flag="--accum-steps",
+                            check=at_least(1))
+    ema: float = option(0.0, "keep an exponential moving average of the weights with this decay "
                       "per step (0: none; the flag alone: 0.999)", flag="--ema",
-                      check=_in_range(0, 1), const=0.999, metavar="DECAY")
-    snapshot_ensemble: int = _opt(0, "M cosine cycles with restarts, one snapshot each (Huang "
+                      check=in_range(0, 1), const=0.999, metavar="DECAY")
+    snapshot_ensemble: int = option(0, "M cosine cycles with restarts, one snapshot each (Huang "
                                   "et al. 2017; 0: off)", flag="--snapshot-ensemble",
-                                  check=_at_least(0), metavar="M")
-    workers: int = _opt(1, "data-loading processes", flag="--workers", check=_at_least(0),
+                                  check=at_least(0), metavar="M")
+    workers: int = option(1, "data-loading processes", flag="--workers", check=at_least(0),
                         resume=True)
-    max_pixels: int = _opt(_max_pixels, "refuse image files of more pixels than this "
+    max_pixels: int = option(_max_pixels, "refuse image files of more pixels than this "
                            "(each is skipped and named like any unreadable file; large JPEGs are "
                            "decoded at a reduced scale instead)", flag="--max-pixels",
-                           check=_at_least(1), resume=True)
-    seed: int = _opt(0, "random seed", flag="--seed", check=_seed)
-    deterministic: bool = _opt(False, "deterministic algorithms (bit-exact resume on the CPU)",
+                           check=at_least(1), resume=True)
+    seed: int = option(0, "random seed", flag="--seed", check=_seed)
+    deterministic: bool = option(False, "deterministic algorithms (bit-exact resume on the CPU)",
                                flag="--deterministic")
-    sync_bn: bool = _opt(False, "synchronise batch norm over processes", flag="--sync-bn")
-    device: str = _opt("auto", "auto, cpu, cuda or cuda:N", flag="--device", resume=True)
-    input_size: list[int] | None = _opt(None, "S, HxW or CxHxW to train at (default: the "
+    sync_bn: bool = option(False, "synchronise batch norm over processes", flag="--sync-bn")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", flag="--device", resume=True)
+    input_size: list[int] | None = option(None, "S, HxW or CxHxW to train at (default: the "
                                         "model's own)", flag="--input-size",
                                         parse=_parse_input_size, check=_input_size)
 
@@ -189,16 +146,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Types and ranges of every field, then the rules that tie fields together."""
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
-            setattr(self, f.name, value)
-            opt: Option = f.metadata["option"]
-            if opt.choices and value is not None and value not in opt.choices:
-                raise ConfigError.of(f.name, f"must be one of {', '.join(map(str, opt.choices))}, "
-                                     f"got {value!r}")
-            if opt.check and (problem := opt.check(value)):
-                raise ConfigError.of(f.name, problem)
+        check_fields(self)
         if self.nesterov and self.momentum == 0:
             raise ConfigError.of("nesterov", "needs a positive momentum")
         if self.snapshot_ensemble and self.epochs % self.snapshot_ensemble:
@@ -228,53 +176,9 @@ class TrainConfig:
             f.write("\n")
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` as the field's type, or a ConfigError: config.json and Python callers can
-    hand in anything (``"epochs": "3"``, ``"milestones": null``)."""
-    args = typing.get_args(hint)
-    if value is None:
-        if type(None) in args:
-            return None
-        raise ConfigError.of(name, "must be given (got nothing)")
-    kind = next((a for a in args if a is not type(None)), hint) if args and type(None) in args else hint
-    origin = typing.get_origin(kind)
-    if origin is list:
-        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-            raise ConfigError.of(name, f"must be a list of whole numbers, got {value!r}")
-        return [int(v) for v in value]
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError.of(name, f"must be true or false, got {value!r}")
-        return value
-    if kind is int:
-        if not _is_int(value):
-            raise ConfigError.of(name, f"must be a whole number, got {value!r}")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError.of(name, f"must be a finite number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError.of(name, f"must be a string, got {value!r}")
-        return value
-    raise TypeError(f"TrainConfig.{name}: unsupported annotation {hint!r}")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def train_options() -> list[tuple[dataclasses.Field, Option, Any]]:
     """(field, option, value type) of every field that is a ``convnets train`` flag."""
-    hints = typing.get_type_hints(TrainConfig)
-    out = []
-    for f in fields(TrainConfig):
-        opt: Option = f.metadata["option"]
-        if opt.flag:
-            args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-            out.append((f, opt, args[0] if args else hints[f.name]))
-    return out
+    return options_of(TrainConfig)
 
 
 def resume_changes(saved: TrainConfig, cfg: TrainConfig) -> list[str]:

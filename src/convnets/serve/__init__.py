@@ -8,10 +8,20 @@ the input limits and how an image is read, :mod:`.inputs`; the one-line JSON ref
 uvicorn (:mod:`.server`). The page is ``page/index.html``, plain HTML and JavaScript
 served as it is.
 """
-from .app import create_app
-from .batching import Batcher, BatchStats
-from .server import bind, serve
-from .settings import ServeSettings, serve_options
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["create_app", "Batcher", "BatchStats", "bind", "serve", "ServeSettings",
            "serve_options"]
+
+# Imported on first use: the command line builds its flags from .settings without loading
+# FastAPI and uvicorn.
+_WHERE = {"create_app": "app", "Batcher": "batching", "BatchStats": "batching", "bind": "server",
+          "serve": "server", "ServeSettings": "settings", "serve_options": "settings"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,11 @@ batching and input limits from it; :func:`~convnets.serve.bind` and
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from dataclasses import dataclass, fields
+from typing import Any
 
-from ..engine.config import Option
 from ..errors import ConfigError
+from ..options import Option, at_least, between, check_fields, non_empty, option, options_of
 
 __all__ = ["ServeSettings", "serve_options", "DEFAULT_MAX_PIXELS", "LOG_LEVELS", "check_port"]
 
@@ -28,34 +26,14 @@ DEFAULT_MAX_PIXELS = 25_000_000
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _whole(least: int, most: int | None = None) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        whole = isinstance(v, int) and not isinstance(v, bool)
-        if most is not None:
-            return None if whole and least <= v <= most else (f"must be between {least} and "
-                                                              f"{most}, got {v!r}")
-        return None if whole and v >= least else (f"must be a whole number of at least "
-                                                  f"{least}, got {v!r}")
-    return check
+_PORT = between(0, 65535)
 
 
-def _finite(least: float) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not least <= v < math.inf):
-            return f"must be a finite number of at least {least:g}, got {v!r}"
-        return None
-    return check
-
-
-def _text(v: Any) -> str | None:
-    return None if isinstance(v, str) and v else f"must be a non-empty string, got {v!r}"
-
-
-def _opt(default: Any, help: str, check: Callable[[Any], str | None], **kw) -> Any:
-    return field(default=default, metadata={"option": Option(help=help, check=check, **kw)})
-
-
-check_port = _whole(0, 65535)
+def check_port(v: Any) -> str | None:
+    """What is wrong with ``v`` as a TCP port (0: any free one), or None."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        return f"must be a whole number between 0 and 65535, got {v!r}"
+    return _PORT(v)
 
 
 @dataclass(frozen=True)
@@ -65,34 +43,29 @@ class ServeSettings:
     :func:`~convnets.serve.bind` and :func:`~convnets.serve.serve`; the rest for
     :func:`~convnets.serve.create_app`."""
 
-    host: str = _opt("127.0.0.1", "address to listen on (127.0.0.1: this machine only)", _text,
-                     flag="--host")
-    port: int = _opt(8000, "TCP port (0: any free one)", check_port, flag="--port")
-    max_batch: int = _opt(32, "most images in one forward pass (1: no batching)", _whole(1),
-                          flag="--max-batch")
-    max_wait_ms: float = _opt(10.0, "longest a forward pass waits for requests on their way "
-                              "to join it (it never waits when none is)", _finite(0),
-                              flag="--max-wait-ms")
-    workers: int = _opt(2, "threads decoding uploaded images at once", _whole(1), flag="--workers")
-    max_bytes: int = _opt(10_000_000, "largest request body accepted, bytes", _whole(1),
-                          flag="--max-bytes")
-    max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "largest image accepted, pixels, checked before "
-                           "decoding", _whole(1), flag="--max-pixels")
-    log_level: str = _opt("info", "uvicorn's logging, access log included at info", _text,
-                          flag="--log-level", choices=LOG_LEVELS)
+    host: str = option("127.0.0.1", "address to listen on (127.0.0.1: this machine only)",
+                       check=non_empty, flag="--host")
+    port: int = option(8000, "TCP port (0: any free one)", check=check_port, flag="--port")
+    max_batch: int = option(32, "most images in one forward pass (1: no batching)",
+                            check=at_least(1), flag="--max-batch")
+    max_wait_ms: float = option(10.0, "longest a forward pass waits for requests on their way "
+                                "to join it (it never waits when none is)", check=at_least(0),
+                                flag="--max-wait-ms")
+    workers: int = option(2, "threads decoding uploaded images at once", check=at_least(1),
+                          flag="--workers")
+    max_bytes: int = option(10_000_000, "largest request body accepted, bytes",
+                            check=at_least(1), flag="--max-bytes")
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "largest image accepted, pixels, checked "
+                             "before decoding", check=at_least(1), flag="--max-pixels")
+    log_level: str = option("info", "uvicorn's logging, access log included at info",
+                            flag="--log-level", choices=LOG_LEVELS)
 
     def __post_init__(self) -> None:
         self.check()
 
     def check(self) -> None:
-        """Each field's type and range (its Option's check), then its choices."""
-        for f in fields(self):
-            value, opt = getattr(self, f.name), f.metadata["option"]
-            if problem := opt.check(value):
-                raise ConfigError.of(f.name, problem)
-            if opt.choices and value not in opt.choices:
-                raise ConfigError.of(f.name, f"must be one of {', '.join(opt.choices)}, "
-                                     f"got {value!r}")
+        """Each field's type, choices and range (its Option)."""
+        check_fields(self)
 
     def replace(self, **changes: Any) -> "ServeSettings":
         """A copy with ``changes`` applied, checked; an unknown name is a ConfigError."""
@@ -107,5 +80,4 @@ def serve_options() -> list[tuple[dataclasses.Field, Option, type]]:
     """(field, option, value type) of every setting, for a command line to make its flags
     from: ``opt.flag``, ``type=kind``, ``default=f.default``, ``choices=opt.choices``,
     ``help=opt.help``; the parsed values go back through ``ServeSettings(**values)``."""
-    hints = typing.get_type_hints(ServeSettings)
-    return [(f, f.metadata["option"], hints[f.name]) for f in fields(ServeSettings)]
+    return options_of(ServeSettings)
