@@ -424,3 +424,15 @@ def test_dream_starts_from_the_mean_image_or_from_an_image():
 def test_dream_bad_options(kw, message):
     with pytest.raises(ConfigError, match=message):
         dream(TinyNet().eval(), (3, 12, 12), mean=(0.5,), std=(0.5,), **kw)
+
+
+@pytest.mark.parametrize("text", ["--3", "²", "3-", "1e2", ""])
+def test_a_class_that_is_neither_a_name_nor_an_index_is_one_line(text):
+    from convnets.errors import ConfigError
+    from convnets.inspect.visualize.common import resolve_class
+
+    with pytest.raises(ConfigError, match="unknown class"):
+        resolve_class(text, ["zero", "one"], default=0)
+    assert resolve_class(" 1 ", ["zero", "one"], default=0) == 1
+    with pytest.raises(ConfigError, match="out of range"):
+        resolve_class("-1", ["zero", "one"], default=0)

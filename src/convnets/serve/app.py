@@ -125,12 +125,12 @@ class Service:
         :func:`_occlusion_route` describes."""
         from ..inspect.visualize import occlusion
         from ..inspect.visualize.common import to_display
+        from ..inspect.visualize.occlusion import default_stride
 
         p = self.predictor
         x = await self.input_of(request)
         _, h, w = x.shape
-        # occlusion()'s own default stride, a sixteenth of the shorter side
-        check_occlusion_positions(h, w, stride if stride is not None else max(1, min(h, w) // 16))
+        check_occlusion_positions(h, w, stride if stride is not None else default_stride(h, w))
         result = await self.batcher.run_alone(
             lambda: occlusion(p.model, x.to(p.device), target=target, classes=p.classes,
                               patch=patch, stride=stride))

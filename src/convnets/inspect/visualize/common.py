@@ -10,6 +10,7 @@ with the nearest layer that does run.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -167,11 +168,12 @@ def resolve_class(cls: int | str | None, classes: Sequence[str], default: int) -
         lowered = [c.lower() for c in classes]
         if cls.strip().lower() in lowered:
             return lowered.index(cls.strip().lower())
-        if not cls.strip().lstrip("-").isdigit():
+        text = cls.strip()
+        if not re.fullmatch(r"-?[0-9]+", text):  # not str.isdigit, which takes "²"
             examples = ", ".join(repr(c) for c in classes[:3])
             raise ConfigError(f"unknown class {cls!r}: give an index 0-{n - 1} or a name "
                               f"such as {examples}")
-        cls = int(cls)
+        cls = int(text)
     if not 0 <= cls < n:
         raise ConfigError(f"class index {cls} is out of range: the model has {n} classes (0-{n - 1})")
     return int(cls)

@@ -60,6 +60,17 @@ def occlude(x: torch.Tensor, row: int, col: int, patch: int, stride: int,
     return out
 
 
+def default_patch(h: int, w: int) -> int:
+    """The occluder's side when none is given: 3/8 of the image's shorter side."""
+    return max(1, 3 * min(h, w) // 8)
+
+
+def default_stride(h: int, w: int) -> int:
+    """The step between occluder positions when none is given: a sixteenth of the shorter
+    side."""
+    return max(1, min(h, w) // 16)
+
+
 def _check(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise ConfigError.of(name, f"must be between {low} and {high} for this image, got {value}")
@@ -80,8 +91,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, *, target: int | str | None = N
     """
     x = as_batch(x)
     _, _, h, w = x.shape
-    patch = patch if patch is not None else max(1, 3 * min(h, w) // 8)
-    stride = stride if stride is not None else max(1, min(h, w) // 16)
+    patch = patch if patch is not None else default_patch(h, w)
+    stride = stride if stride is not None else default_stride(h, w)
     _check("patch", patch, 1, min(h, w))
     _check("stride", stride, 1, min(h, w))
     if batch_size < 1:
