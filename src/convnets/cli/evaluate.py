@@ -36,15 +36,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def describe_members(targets: list[str], *, model: str | None = None, ema: bool = False) -> str:
-    """What was evaluated, by model name: ``resnet20``, or ``ensemble of 3 (resnet20 x2,
-    resnet56)`` (a snapshot-ensemble run counts one member per snapshot)."""
-    from ..engine.runs import resolve_target
-
-    names = []
-    for t in targets:
-        target = resolve_target(t, model=model, ema=ema)
-        names += [target.model] * max(1, len(target.weights))
+def describe_members(names: list[str]) -> str:
+    """What was evaluated, by model name (one per member): ``resnet20``, or ``ensemble of 3
+    (resnet20 x2, resnet56)`` (a snapshot-ensemble run counts one member per snapshot)."""
     if len(names) == 1:
         return names[0]
     counts = Counter(names)
@@ -66,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(res["summary"]))
         return
-    what = describe_members(args.targets, model=args.model, ema=args.ema)
+    what = describe_members(res["member_models"])
     print(f"{what}, {args.crops} crops, {res['n']} test images")
     print(f"top-1 error {res['top1_err']:.2f}%  top-5 error {res['top5_err']:.2f}%  loss {res['loss']:.4f}")
     per_class = res["per_class_acc"].tolist()

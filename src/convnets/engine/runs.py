@@ -153,7 +153,9 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
                      log=print) -> dict[str, Any]:
     """Evaluate one or several targets (several: a softmax-averaged ensemble) on the test
     split; writes eval.json and, for up to 100 classes, confusion.png into ``out`` (by
-    default the first target's run directory). Returns evaluate()'s result."""
+    default the first target's run directory). Returns evaluate()'s result, with
+    ``member_models`` (the model name of each member), ``members``, ``out``, ``summary``
+    and ``classes``."""
     _check_loader_options(batch_size, workers)
     resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
     cfg = next((t.config for t in resolved if t.config is not None), None)
@@ -169,7 +171,8 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     described = dict(targets=targets, members=len(members), data=data, crops=crops, scales=scales)
     summary = _summary(result, described, test_set.classes, len(bad))
     _write_results(out, summary, result.get("confusion"), test_set.classes, bad, log)
-    result.update(members=len(members), out=out, summary=summary, classes=list(test_set.classes))
+    result.update(members=len(members), out=out, summary=summary, classes=list(test_set.classes),
+                  member_models=[t.model for t in resolved for _ in (t.weights or [None])])
     return result
 
 
