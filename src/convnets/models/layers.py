@@ -21,9 +21,14 @@ class ConvNet(nn.Module, abc.ABC):
     and ``reset_classifier`` replaces the final linear layer. A subclass names its
     final linear layer by the dotted path ``classifier_path`` (``"fc"``,
     ``"classifier.6"``), keeping the key names of torchvision where it has the model.
+    ``default_input_size`` is the image size of the registered entry the model was built
+    from, for tools that need one example input (``convnets.optimize``).
     """
 
     classifier_path: str = "fc"
+    # The (C, H, W) images the model was registered for: ``create_model`` sets it from the
+    # registry; None for a model built from its class, whose size is the caller's choice.
+    default_input_size: tuple[int, int, int] | None = None
 
     @abc.abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -149,6 +149,7 @@ def create_model(
         takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
         raise ConfigError(f"{key} has no option {unknown[0]!r}; {takes}")
     model = builder(num_classes=num_classes, **options)
+    model.default_input_size = info.input_size
     if weights is not None:
         load_weights(model, weights)
     return model
