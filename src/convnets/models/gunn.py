@@ -52,7 +52,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batchnorm import batch_norm_rows
-from .gunn_fast import _GradualUpdate, _layer_params, fast_supported, gradual_update  # noqa: F401
+from .gunn_fast import _GradualUpdate, _layer_params, gradual_update  # noqa: F401
+from .gunn_fast import fast_supported as _fast_supported
 from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
 from .registry import register_model
 
@@ -178,7 +179,7 @@ class GunnLayer(nn.Module):
         if not self.gradual:
             g = self.update(x)
             return x + g if self.residual else g
-        if x.dim() != 4 or not self.fast or not fast_supported(self):
+        if x.dim() != 4 or not self.fast or not _fast_supported(self):
             return self._gradual_reference(x)
         self._count_batch()
         return gradual_update(self, x)
