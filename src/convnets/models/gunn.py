@@ -55,7 +55,7 @@ from .batchnorm import batch_norm_rows
 from .gunn_fast import _GradualUpdate, _layer_params, gradual_update  # noqa: F401
 from .gunn_fast import fast_supported as _fast_supported
 from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
-from .registry import register_model
+from .registry import CIFAR10, IMAGENET, register_model
 
 __all__ = ["GunnLayer", "GunnNet", "reference_evaluation"]
 
@@ -279,10 +279,6 @@ class GunnNet(ConvNet):
 # --- builders --------------------------------------------------------------------------
 
 _PAPER = "Qiao et al., Gradually Updated Neural Networks for Large-Scale Image Recognition"
-_CIFAR = dict(family="gunn", paper=_PAPER, year=2018, input_size=(3, 32, 32), num_classes=10,
-              dataset="cifar10")
-_IMAGENET = dict(family="gunn", paper=_PAPER, year=2018, input_size=(3, 224, 224),
-                 num_classes=1000, dataset="imagenet")
 
 _GUNN15 = dict(stages=[(240, 20), (300, 25), (360, 30)], head_channels=360, imagenet=False)
 _GUNN24 = dict(stages=[(720, 20), (900, 25), (1080, 30)], head_channels=1080, imagenet=False,
@@ -291,49 +287,58 @@ _GUNN18 = dict(stages=[(400, 10), (800, 20), (1600, 40), (2000, 50)], imagenet=T
 _WIDE18 = dict(stages=[(1200, 30), (1600, 40), (2000, 50), (2000, 50)], imagenet=True)
 
 
-@register_model(**_CIFAR, top1_err=4.15, params=1_585_746,
-                notes="Tables 1, 3; C100 error 20.45 with 1,618,236 parameters")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=4.15,
+                params=1_585_746, figures="Tables 1, 3",
+                notes="C100 error 20.45 with 1,618,236 parameters")
 def gunn15(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1_err=5.64, params=1_585_746, notes="Table 5; C100 error 23.75")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=5.64,
+                params=1_585_746, figures="Table 5", notes="C100 error 23.75")
 def sunn15(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1_err=4.45, params=1_585_746,
-                notes="Table 5, GUNN-15 without the identity term of Eq. 5; C100 error 21.15")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=4.45,
+                params=1_585_746, figures="Table 5",
+                notes="GUNN-15 without the identity term of Eq. 5; C100 error 21.15")
 def gunn15_nores(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN15, residual=False, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1_err=3.21, params=29_534_106,
-                notes="Tables 3, 5; C100 error 16.69 with 29,631,396 parameters")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=3.21,
+                params=29_534_106, figures="Tables 3, 5",
+                notes="C100 error 16.69 with 29,631,396 parameters")
 def gunn24(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_CIFAR, top1_err=3.88, params=29_534_106, notes="Table 5; C100 error 19.60")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=3.88,
+                params=29_534_106, figures="Table 5", notes="C100 error 19.60")
 def sunn24(*, num_classes: int = 10) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1_err=21.65, top5_err=5.87, params=28_909_736, notes="Tables 2, 4")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, top1_err=21.65,
+                top5_err=5.87, params=28_909_736, figures="Tables 2, 4")
 def gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1_err=26.16, top5_err=8.48, params=28_909_736, notes="Table 4")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, top1_err=26.16,
+                top5_err=8.48, params=28_909_736, figures="Table 4")
 def sunn18(*, num_classes: int = 1000) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=False, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, top1_err=20.59, top5_err=5.52, params=45_624_936, notes="Table 4")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, top1_err=20.59,
+                top5_err=5.52, params=45_624_936, figures="Table 4")
 def wide_gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_WIDE18, gradual=gradual, num_classes=num_classes)
 
 
-@register_model(**_IMAGENET, params=45_624_936, notes="SUNN twin of Wide GUNN-18 (not in the paper)")
+@register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, params=45_624_936,
+                notes="SUNN twin of Wide GUNN-18 (not in the paper)")
 def wide_sunn18(*, num_classes: int = 1000) -> GunnNet:
     return GunnNet(**_WIDE18, gradual=False, num_classes=num_classes)
