@@ -67,3 +67,16 @@ def test_weights_come_from_torchvision_where_it_has_the_model():
     assert convnets.model_info("resnet50").weights_from == ("torchvision", "resnet50")
     assert convnets.model_info("seresnet50").weights_from == ("timm", "seresnet50")
     assert convnets.model_info("resnet20").weights_from is None
+
+
+def test_the_benchmark_compares_with_the_registered_counterparts():
+    from convnets.errors import ConfigError
+    from convnets.perf.benchmark import counterpart
+
+    for name in TORCHVISION:
+        assert counterpart(name, "torchvision") == convnets.model_info(name).torchvision
+    for name in TIMM:
+        assert counterpart(name, "timm") == convnets.model_info(name).timm
+    # timm has no DenseNet-264 of the paper's layout (its densenet264d has a deep stem).
+    with pytest.raises(ConfigError, match="timm has no counterpart of densenet264"):
+        counterpart("densenet264", "timm")

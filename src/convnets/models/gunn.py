@@ -125,10 +125,10 @@ class GunnLayer(nn.Module):
     ImageNet models have none.
 
     ``fast`` (default True) runs the gradual update as Algorithm 1 with its hand-written
-    backward pass (``gunn_fast.py``); False runs Eq. 4 written out, every operation recorded by autograd
-    (P copies of the state). Methods that change how gradients pass through ReLUs (the
-    deconvnet, guided backpropagation) need the latter: they cannot reach inside a
-    hand-written backward pass.
+    backward pass (in ``gunn_fast.py``); False runs Eq. 4 written out, every operation
+    recorded by autograd (P copies of the state). Methods that change how gradients pass
+    through ReLUs (the deconvnet, guided backpropagation) need the latter: they cannot
+    reach inside a hand-written backward pass.
     """
 
     def __init__(self, channels: int, segments: int, *, expansion: int = 2, units: int = 1,

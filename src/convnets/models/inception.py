@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvNet, ConvNormAct, SqueezeExcite, inception_conv, init_he_fan_out, transform_input
+from .layers import (ConvNet, ConvNormAct, SqueezeExcite, inception_conv, init_he_fan_out,
+                     transform_input)
 from .registry import IMAGENET, TORCHVISION_WEIGHTS, register_model
 
 __all__ = ["Inception3", "InceptionV4", "InceptionResNetV2", "InceptionOutputs"]
@@ -276,7 +277,8 @@ def _block8(scale: float, se: bool, relu: bool = True) -> ResidualInception:  # 
 
 def _v4_stem() -> list[nn.Module]:  # Figure 3: 299x299x3 -> 35x35x384
     return [
-        inception_conv(3, 32, 3, stride=2), inception_conv(32, 32, 3), inception_conv(32, 64, 3, padding=1),
+        inception_conv(3, 32, 3, stride=2), inception_conv(32, 32, 3),
+        inception_conv(32, 64, 3, padding=1),
         Branches({"maxpool": nn.MaxPool2d(3, 2), "conv": inception_conv(64, 96, 3, stride=2)}),
         Branches({
             "branch0": _seq(inception_conv(160, 64, 1), inception_conv(64, 96, 3)),
@@ -309,9 +311,10 @@ def _v4_reduction_a() -> Branches:  # Figure 7 with k, l, m, n = 192, 224, 256, 
 def _v4_block_b(se: bool) -> Branches:  # Figure 5, 17x17 grid
     return Branches({
         "branch0": inception_conv(1024, 384, 1),
-        "branch1": _seq(inception_conv(1024, 192, 1), _conv_1xn(192, 224, 7), _conv_nx1(224, 256, 7)),
-        "branch2": _seq(inception_conv(1024, 192, 1), _conv_nx1(192, 192, 7), _conv_1xn(192, 224, 7),
-                        _conv_nx1(224, 224, 7), _conv_1xn(224, 256, 7)),
+        "branch1": _seq(inception_conv(1024, 192, 1), _conv_1xn(192, 224, 7),
+                        _conv_nx1(224, 256, 7)),
+        "branch2": _seq(inception_conv(1024, 192, 1), _conv_nx1(192, 192, 7),
+                        _conv_1xn(192, 224, 7), _conv_nx1(224, 224, 7), _conv_1xn(224, 256, 7)),
         "branch3": _avg_pool_branch(1024, 128),
     }, 1024, se)
 
@@ -319,8 +322,8 @@ def _v4_block_b(se: bool) -> Branches:  # Figure 5, 17x17 grid
 def _v4_reduction_b() -> Branches:  # Figure 8
     return Branches({
         "branch0": _seq(inception_conv(1024, 192, 1), inception_conv(192, 192, 3, stride=2)),
-        "branch1": _seq(inception_conv(1024, 256, 1), _conv_1xn(256, 256, 7), _conv_nx1(256, 320, 7),
-                        inception_conv(320, 320, 3, stride=2)),
+        "branch1": _seq(inception_conv(1024, 256, 1), _conv_1xn(256, 256, 7),
+                        _conv_nx1(256, 320, 7), inception_conv(320, 320, 3, stride=2)),
         "branch2": nn.MaxPool2d(3, 2),
     })
 

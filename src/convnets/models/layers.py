@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .conventions import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ConvNet", "ConvNormAct", "ConvBNAct", "inception_conv", "same_conv", "TF_BN_EPS",
            "SqueezeExcite", "DropPath", "drop_path", "StackedConv2d", "init_he_fan_out"]
@@ -139,8 +140,8 @@ def transform_input(x: torch.Tensor) -> torch.Tensor:
     """Map inputs normalised with ImageNet's mean/std to the [-1, 1] scaling of Google's
     TensorFlow models, which torchvision's ported GoogLeNet and Inception-v3 weights expect."""
     # (x * std + mean - 0.5) / 0.5, folded into one scale and shift per channel.
-    scale = x.new_tensor([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5]).view(1, 3, 1, 1)
-    shift = x.new_tensor([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5])
+    scale = x.new_tensor([s / 0.5 for s in IMAGENET_STD]).view(1, 3, 1, 1)
+    shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_MEAN])
     return x * scale + shift.view(1, 3, 1, 1)
 
 

@@ -290,39 +290,45 @@ _CIFAR_V1 = dict(block=BasicBlock, planes=(16, 32, 64), stem="cifar", stem_width
 _CIFAR_PREACT = dict(block=PreActBottleneck, planes=(16, 32, 64), stem="cifar", stem_width=16)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET, top1_err=30.24, top5_err=10.92,
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=30.24, top5_err=10.92,
                 params=11_689_512, figures=_TV, torchvision="resnet18", timm="resnet18")
 def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET, top1_err=26.69, top5_err=8.58,
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=26.69, top5_err=8.58,
                 params=21_797_672, figures=_TV, torchvision="resnet34", timm="resnet34")
 def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET, top1_err=23.87, top5_err=7.14,
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=23.87, top5_err=7.14,
                 params=25_557_032, figures=_TV, torchvision="resnet50", timm="resnet50")
 def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET, top1_err=22.63, top5_err=6.45,
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=22.63, top5_err=6.45,
                 params=44_549_160, figures=_TV, torchvision="resnet101", timm="resnet101")
 def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET, top1_err=21.69, top5_err=5.95,
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=21.69, top5_err=5.95,
                 params=60_192_808, figures=_TV, torchvision="resnet152", timm="resnet152")
 def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_WRN, year=2016, data=IMAGENET, top1_err=21.53, top5_err=5.91,
+@register_model(family="resnet", paper=_WRN, year=2016, data=IMAGENET,
+                top1_err=21.53, top5_err=5.91,
                 params=68_883_240, figures=_TV, torchvision="wide_resnet50_2",
                 notes="bottleneck width doubled")
 def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
@@ -330,58 +336,66 @@ def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> 
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET, top1_err=22.38, top5_err=6.30,
+@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
+                top1_err=22.38, top5_err=6.30,
                 params=25_028_904, figures=_TV, torchvision="resnext50_32x4d")
 def resnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET, top1_err=20.69, top5_err=5.47,
+@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
+                top1_err=20.69, top5_err=5.47,
                 params=88_791_336, figures=_TV, torchvision="resnext101_32x8d")
 def resnext101_32x8d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=8, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET, top1_err=23.29, top5_err=6.62,
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=23.29, top5_err=6.62,
                 params=28_088_024, figures=_SE_TABLE, timm="seresnet50")
 def seresnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET, top1_err=22.38, top5_err=6.07,
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=22.38, top5_err=6.07,
                 params=49_326_872, figures=_SE_TABLE, timm="seresnet101")
 def seresnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET, top1_err=21.57, top5_err=5.73,
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=21.57, top5_err=5.73,
                 params=66_821_848, figures=_SE_TABLE, timm="seresnet152")
 def seresnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET, top1_err=21.10, top5_err=5.49,
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=21.10, top5_err=5.49,
                 params=27_559_896, figures=_SE_TABLE, timm="seresnext50_32x4d")
 def seresnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET, top1_err=20.70, top5_err=5.01,
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=20.70, top5_err=5.01,
                 params=48_955_416, figures=_SE_TABLE, timm="seresnext101_32x4d")
 def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, data=IMAGENET, top1_err=21.8, top5_err=6.0,
-                params=64_666_152, figures="Table 5, 224 crop; params as timm's ResNetV2 with these "
-                "depths (the paper gives none)", notes="20.7/5.3 at 320")
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, data=IMAGENET,
+                top1_err=21.8, top5_err=6.0, params=64_666_152,
+                figures="Table 5, 224 crop; params as timm's ResNetV2 with these depths (the "
+                        "paper gives none)", notes="20.7/5.3 at 320")
 def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(PreActBottleneck, [3, 24, 36, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
