@@ -72,7 +72,8 @@ class ConvNet(nn.Module, abc.ABC):
 def same_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
               groups: int = 1) -> nn.Conv2d:
     """A convolution without bias (a batch norm follows or precedes it) whose padding
-    keeps the size at stride 1: the convolution of every block below and of ResNet's."""
+    keeps the size at stride 1: ResNet's, whose blocks keep torchvision's separate
+    ``convN``/``bnN`` names rather than a :class:`ConvNormAct` per pair."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
                      groups=groups, bias=False)
 
@@ -89,7 +90,8 @@ class ConvNormAct(nn.Sequential):
     He et al. 2016b, DenseNet and DPN (the BN then normalises the input channels). The
     submodules are ``conv``, ``bn`` and ``act`` (torchvision's and timm's names for the
     Inception and DPN families); ``padding`` defaults to half the kernel (the size kept
-    at stride 1); ``act=False`` leaves the ReLU out.
+    at stride 1); ``act=False`` leaves the ReLU out; ``inplace=False`` gives the ReLU a
+    fresh output (as DPN's blocks compute it).
     """
 
     indexed = False  # subclasses whose checkpoints name the submodules 0, 1, 2
