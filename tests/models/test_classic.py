@@ -27,8 +27,12 @@ def _torchvision(name, **kw):
 
 # --- parameter counts ------------------------------------------------------------------
 
-_TORCHVISION = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
-                "vgg19", "vgg19_bn", "googlenet", "inception_v3"]
+_FAMILIES = {"lenet", "alexnet", "nin", "vgg", "inception"}
+_INFOS = [i for i in map(convnets.model_info, convnets.list_models()) if i.family in _FAMILIES]
+# From the registry's fields: the models equal to torchvision's, and those whose weights
+# come from timm (every counterpart's count and keys: test_interop.py as well).
+_TORCHVISION = [i.name for i in _INFOS if i.torchvision]
+_TIMM = [i.name for i in _INFOS if i.weights_from and i.weights_from[0] == "timm"]
 
 
 @pytest.mark.parametrize("name,kw", [(n, {}) for n in _TORCHVISION] + [
@@ -58,7 +62,7 @@ def test_published_errors_match_torchvision_weights(name):
     assert info.top5_err == pytest.approx(100 - acc["acc@5"], abs=1e-9)
 
 
-@pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])
+@pytest.mark.parametrize("name", _TIMM)
 def test_parameter_counts_equal_timm(name):
     with torch.device("meta"):
         ours = _count(convnets.create_model(name))
@@ -203,9 +207,10 @@ def _condition(model, size):
 
 
 def _reference(name, kw):
-    if name in ("inception_v4", "inception_resnet_v2"):
-        return timm.create_model(name, pretrained=False, **kw)
-    return _torchvision(name, **kw)
+    library, theirs = convnets.model_info(name).weights_from
+    if library == "timm":
+        return timm.create_model(theirs, pretrained=False, **kw)
+    return _torchvision(theirs, **kw)
 
 
 def _train_step(model, x):
@@ -316,8 +321,7 @@ def test_forward_and_backward(name):
 
 def test_all_classic_models_are_registered_with_metadata():
     ours = set(_SMALL) | set(_IN_REFERENCE_TEST)
-    families = {"lenet", "alexnet", "nin", "vgg", "inception"}
-    registered = {n for n in convnets.list_models() if convnets.model_info(n).family in families}
+    registered = {i.name for i in _INFOS}
     assert registered == ours
     for name in ours:
         info = convnets.model_info(name)

@@ -107,3 +107,20 @@ def test_imagenet_class_names_ship_offline():
     assert len(names) == 1000 and len(set(names)) == 1000
     # index = position of the sorted WordNet id: n01440764 tench ... n15075141 toilet tissue
     assert (names[0], names[207], names[999]) == ("tench", "golden retriever", "toilet tissue")
+
+
+def test_every_published_error_cites_where_it_comes_from():
+    infos = [convnets.model_info(n) for n in convnets.list_models()]
+    assert all(i.figures for i in infos if i.top1_err is not None or i.top5_err is not None)
+    assert convnets.model_info("resnet20").figures == "Table 6 (published 0.27M)"
+
+
+def test_the_evaluation_conventions_are_the_registered_datasets():
+    from convnets.models.conventions import CIFAR10, IMAGENET
+
+    for name in convnets.list_models():
+        info = convnets.model_info(name)
+        data = CIFAR10 if info.dataset == "cifar10" else IMAGENET
+        assert (info.eval_preset, info.mean, info.std) == (data.eval_preset, data.mean, data.std)
+    assert convnets.model_info("inception_v4").input_size == (3, 299, 299)
+    assert not hasattr(convnets.model_info("resnet18"), "aliases")

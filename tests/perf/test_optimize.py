@@ -107,6 +107,16 @@ def test_resnet50_keeps_no_batch_norm():
     assert fast.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_the_example_input_defaults_to_the_registered_size():
+    # LeNet-5's head takes 1 x 32 x 32 only; a 224 x 224 example would not fit it.
+    model = convnets.create_model("lenet5")
+    assert model.default_input_size == (1, 32, 32)
+    fast = optimize(model)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), model.eval()(x), atol=1e-5)
+
+
 def test_conv_output_read_twice_is_not_folded():
     class Twice(nn.Module):
         def __init__(self):

@@ -16,7 +16,7 @@ from safetensors.torch import save as safetensors_bytes, save_file
 from torch import nn
 
 from convnets.engine import checkpoint as ckpt
-from convnets.errors import CheckpointError, WeightsError
+from convnets.errors import CheckpointError, ConvnetsError, NotFoundError, WeightsError
 from convnets.models.registry import load_weights, read_state_dict
 
 FAST = settings(max_examples=30, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
@@ -209,6 +209,14 @@ def test_a_directory_and_a_missing_file_are_named(tmp_path):
     assert "is not a file" in _refusal(tmp_path)
     with pytest.raises(WeightsError, match="not found"):
         read_state_dict(tmp_path / "missing.safetensors")
+
+
+def test_a_missing_weights_file_is_a_file_not_found_error_like_a_missing_run(tmp_path):
+    # A missing path is a FileNotFoundError everywhere, and still a WeightsError here.
+    with pytest.raises(FileNotFoundError, match="weights file not found") as info:
+        load_weights(Net(), tmp_path / "missing.pth")
+    assert isinstance(info.value, WeightsError) and isinstance(info.value, NotFoundError)
+    assert isinstance(info.value, ConvnetsError)  # one line at the command line
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

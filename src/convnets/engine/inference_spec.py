@@ -153,21 +153,19 @@ def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int]
 def spec_without_run(model: str, num_classes: int,
                      input_size: tuple[int, int, int] | None = None) -> InferenceSpec:
     """For weights that come without a run (torchvision's, timm's, or a bare model name):
-    the conventions of the data the model's paper used. ImageNet models: the 1,000
-    ImageNet names, the ImageNet statistics and the ``imagenet`` evaluation (resize to
-    256/224 of the input, centre crop), as torchvision and timm publish them; CIFAR
-    models: the CIFAR-10 statistics and ``cifar``. Heads of other sizes are named by
-    their indices."""
-    from ..data.datasets import CIFAR10_MEAN, CIFAR10_STD
-    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, match_stats
+    the evaluation conventions the model is registered with (``ModelInfo.eval_preset``,
+    ``mean``, ``std``: for ImageNet models the ImageNet statistics and the ``imagenet``
+    evaluation, resize to 256/224 of the input and centre crop, as torchvision and timm
+    publish them; for CIFAR models the CIFAR-10 statistics and ``cifar``), and the 1,000
+    ImageNet names for a 1,000-class head. Heads of other sizes are named by their
+    indices."""
+    from ..data.transforms import match_stats
     from ..models import model_info
     from ..models.classes import imagenet_classes
 
     info = model_info(model)
     size = tuple(input_size or info.input_size)
-    cifar = info.dataset.startswith("cifar")
-    stats = (CIFAR10_MEAN, CIFAR10_STD) if cifar else (IMAGENET_MEAN, IMAGENET_STD)
-    mean, std = match_stats(*stats, size[0])
+    mean, std = match_stats(info.mean, info.std, size[0])
     classes = imagenet_classes() if num_classes == 1000 else [str(k) for k in range(num_classes)]
     return InferenceSpec(info.name, tuple(classes), size, tuple(mean), tuple(std),
-                         "cifar" if cifar else "imagenet", None)
+                         info.eval_preset, None)

@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import ConfigError
 
 from .layers import ConvNet
-from .registry import register_model
+from .registry import IMAGENET, TORCHVISION_WEIGHTS, register_model
 
 __all__ = ["AlexNet"]
 
@@ -117,22 +117,21 @@ class AlexNet(ConvNet):
 
 # --- builders --------------------------------------------------------------------------
 
-_IMAGENET = dict(input_size=(3, 224, 224), num_classes=1000, dataset="imagenet")
 _KRIZHEVSKY = ("Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep "
                "Convolutional Neural Networks")
 
 
 @register_model(family="alexnet", paper="Krizhevsky, One weird trick for parallelizing "
-                "convolutional neural networks", year=2014, **_IMAGENET, top1_err=43.478,
-                top5_err=20.934, params=61_100_840,
-                notes="torchvision's single-tower AlexNet; errors from torchvision's weights")
+                "convolutional neural networks", year=2014, data=IMAGENET, top1_err=43.478,
+                top5_err=20.934, params=61_100_840, figures=TORCHVISION_WEIGHTS,
+                torchvision="alexnet", notes="torchvision's single-tower AlexNet")
 def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     # torchvision keeps PyTorch's default (Kaiming-uniform) initialisation for AlexNet.
     return AlexNet(layout=_TORCHVISION, num_classes=num_classes, dropout=dropout)
 
 
-@register_model(family="alexnet", paper=_KRIZHEVSKY, year=2012, **_IMAGENET,
-                params=60_965_224,
+@register_model(family="alexnet", paper=_KRIZHEVSKY, year=2012, data=IMAGENET,
+                params=60_965_224, figures="params counted layer by layer from Figure 2",
                 notes="Table 2: 1 CNN 40.7 top-1 / 18.2 top-5 on ILSVRC-2012 val, averaged over "
                       "10 crops (Section 4.1), so no single-crop figure; two-GPU groups kept")
 def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.5) -> AlexNet:
@@ -144,7 +143,8 @@ def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.
 
 
 @register_model(family="alexnet", paper="Zeiler, Fergus, Visualizing and Understanding "
-                "Convolutional Networks", year=2014, **_IMAGENET, params=62_357_608,
+                "Convolutional Networks", year=2014, data=IMAGENET, params=62_357_608,
+                figures="params counted layer by layer from Fig. 3",
                 notes="Table 2: one Fig. 3 convnet, 38.4 top-1 / 16.5 top-5 ILSVRC-2012 val "
                       "error, with the paper's multi-view test protocol (not single-crop)")
 def zfnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:

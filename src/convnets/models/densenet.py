@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .batchnorm import batch_norm_rows
 from .layers import ConvNet, init_he_fan_out
-from .registry import register_model
+from .registry import CIFAR10, IMAGENET, TORCHVISION_WEIGHTS, register_model
 
 __all__ = ["DenseNet", "DenseLayer", "DenseBlock", "Transition"]
 
@@ -194,53 +194,58 @@ def _densenet_bc_cifar(depth: int, k: int, **options) -> DenseNet:
 
 
 _PAPER = "Huang et al., Densely Connected Convolutional Networks"
-_IN = dict(family="densenet", paper=_PAPER, year=2017, input_size=(3, 224, 224),
-           num_classes=1000, dataset="imagenet")
-_C10 = dict(family="densenet", paper=_PAPER, year=2017, input_size=(3, 32, 32), num_classes=10,
-            dataset="cifar10")
-_TV = "error of torchvision's IMAGENET1K_V1 weights (single 224 crop); params as torchvision"
 
 
-@register_model(**_IN, top1_err=25.57, top5_err=8.03, params=7_978_856, notes=_TV)
+@register_model(family="densenet", paper=_PAPER, year=2017, data=IMAGENET, top1_err=25.57,
+                top5_err=8.03, params=7_978_856, figures=TORCHVISION_WEIGHTS,
+                torchvision="densenet121", timm="densenet121")
 def densenet121(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 24, 16), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1_err=24.40, top5_err=7.19, params=14_149_480, notes=_TV)
+@register_model(family="densenet", paper=_PAPER, year=2017, data=IMAGENET, top1_err=24.40,
+                top5_err=7.19, params=14_149_480, figures=TORCHVISION_WEIGHTS,
+                torchvision="densenet169", timm="densenet169")
 def densenet169(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 32, 32), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1_err=23.10, top5_err=6.63, params=20_013_928, notes=_TV)
+@register_model(family="densenet", paper=_PAPER, year=2017, data=IMAGENET, top1_err=23.10,
+                top5_err=6.63, params=20_013_928, figures=TORCHVISION_WEIGHTS,
+                torchvision="densenet201", timm="densenet201")
 def densenet201(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 48, 32), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_IN, top1_err=22.15, top5_err=6.12, params=33_337_704,
-                notes="Table 3 error (single crop), k=32, blocks (6, 12, 64, 48) with the "
-                      "paper's 7x7 stem (timm's densenet264d differs: deep stem, 72.7M)")
+@register_model(family="densenet", paper=_PAPER, year=2017, data=IMAGENET, top1_err=22.15,
+                top5_err=6.12, params=33_337_704,
+                figures="Table 3 (single crop)",
+                notes="k=32, blocks (6, 12, 64, 48) with the paper's 7x7 stem (timm's "
+                      "densenet264d differs: deep stem, 72.7M)")
 def densenet264(*, num_classes: int = 1000, drop_rate: float = 0.0,
                 memory_efficient: bool = False) -> DenseNet:
     return _densenet(32, (6, 12, 64, 48), 64, num_classes=num_classes, drop_rate=drop_rate,
                      memory_efficient=memory_efficient)
 
 
-@register_model(**_C10, top1_err=4.51, params=800_000,
-                notes="Table 2, C10+ (published 0.8M); C100+ error 22.27")
+@register_model(family="densenet", paper=_PAPER, year=2017, data=CIFAR10, top1_err=4.51,
+                params=800_000, figures="Table 2, C10+ (published 0.8M)",
+                notes="C100+ error 22.27")
 def densenet_bc100_k12(*, num_classes: int = 10, drop_rate: float = 0.0,
                        memory_efficient: bool = False) -> DenseNet:
     return _densenet_bc_cifar(100, 12, num_classes=num_classes, drop_rate=drop_rate,
                               memory_efficient=memory_efficient)
 
 
-@register_model(**_C10, top1_err=3.46, params=25_600_000,
-                notes="Table 2, C10+ (published 25.6M); C100+ error 17.18")
+@register_model(family="densenet", paper=_PAPER, year=2017, data=CIFAR10, top1_err=3.46,
+                params=25_600_000, figures="Table 2, C10+ (published 25.6M)",
+                notes="C100+ error 17.18")
 def densenet_bc190_k40(*, num_classes: int = 10, drop_rate: float = 0.0,
                        memory_efficient: bool = False) -> DenseNet:
     return _densenet_bc_cifar(190, 40, num_classes=num_classes, drop_rate=drop_rate,

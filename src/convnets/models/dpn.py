@@ -19,41 +19,18 @@ from torch import nn
 
 from ..errors import ConfigError
 
-from .layers import ConvNet, init_he_fan_out
-from .registry import register_model
+from .layers import TF_BN_EPS, ConvNet, ConvNormAct, init_he_fan_out
+from .registry import IMAGENET, register_model
 
 __all__ = ["DPN", "DualPathBlock"]
 
-# The released MXNet models use BN with epsilon 1e-3; keep it so their weights give
-# the same outputs.
-_EPS = 1e-3
-
-
 # --- helpers ---------------------------------------------------------------------------
 
-class BnActConv(nn.Module):
+def _bn_act_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1) -> ConvNormAct:
     """BN-ReLU-conv: DPN's blocks are pre-activation units."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm2d(in_channels, eps=_EPS)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
-                              groups=groups, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.relu(self.bn(x)))
-
-
-class ConvBnAct(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=_EPS)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+    return ConvNormAct(in_channels, out_channels, kernel_size, stride, groups=groups,
+                       preact=True, eps=TF_BN_EPS, inplace=False)
 
 
 class BnAct(nn.Module):
@@ -61,7 +38,7 @@ class BnAct(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, eps=_EPS)
+        self.bn = nn.BatchNorm2d(channels, eps=TF_BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(x))
@@ -85,11 +62,11 @@ class DualPathBlock(nn.Module):
         self.c = c
         stride = 2 if kind == "down" else 1
         # The projection's name records its stride, as in the MXNet and timm models.
-        self.c1x1_w_s1 = BnActConv(in_channels, c + 2 * inc, 1) if kind == "proj" else None
-        self.c1x1_w_s2 = BnActConv(in_channels, c + 2 * inc, 1, 2) if kind == "down" else None
-        self.c1x1_a = BnActConv(in_channels, r, 1)
-        self.c3x3_b = BnActConv(r, r, 3, stride, groups)
-        self.c1x1_c = BnActConv(r, c + inc, 1)
+        self.c1x1_w_s1 = _bn_act_conv(in_channels, c + 2 * inc, 1) if kind == "proj" else None
+        self.c1x1_w_s2 = _bn_act_conv(in_channels, c + 2 * inc, 1, 2) if kind == "down" else None
+        self.c1x1_a = _bn_act_conv(in_channels, r, 1)
+        self.c3x3_b = _bn_act_conv(r, r, 3, stride, groups)
+        self.c1x1_c = _bn_act_conv(r, c + inc, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.c1x1_w_s1 is not None:
@@ -122,7 +99,7 @@ class DPN(ConvNet):
         if len(k_sec) != len(inc_sec):
             raise ConfigError("give one dense increment per stage")
         blocks: OrderedDict[str, nn.Module] = OrderedDict(
-            conv1_1=ConvBnAct(3, num_init_features, 7, 2),
+            conv1_1=ConvNormAct(3, num_init_features, 7, 2, eps=TF_BN_EPS, inplace=False),
             conv1_pool=nn.MaxPool2d(3, 2, 1),
         )
         channels = num_init_features
@@ -154,21 +131,22 @@ def _dpn(**config) -> DPN:
     return DPN(**config)
 
 
-_META = dict(family="dpn", paper="Chen et al., Dual Path Networks", year=2017,
-             input_size=(3, 224, 224), num_classes=1000, dataset="imagenet")
+_PAPER = "Chen et al., Dual Path Networks"
 
 
-@register_model(**_META, top1_err=20.7, top5_err=5.4, params=37_668_392,
-                notes="Table 2, DPN-92 (32x3d), single 224 crop; params as timm "
-                      "(the paper lists 37.8M)")
+@register_model(family="dpn", paper=_PAPER, year=2017, data=IMAGENET, top1_err=20.7,
+                top5_err=5.4, params=37_668_392, timm="dpn92",
+                figures="Table 2, DPN-92 (32x3d), single 224 crop; params as timm",
+                notes="the paper lists 37.8M parameters")
 def dpn92(*, num_classes: int = 1000) -> DPN:
     return _dpn(k_sec=(3, 4, 20, 3), inc_sec=(16, 32, 24, 128), k_r=96, groups=32,
                 num_init_features=64, num_classes=num_classes)
 
 
-@register_model(**_META, top1_err=20.2, top5_err=5.2, params=61_570_728,
-                notes="Table 2, DPN-98 (40x4d), single 224 crop; params as timm "
-                      "(the paper lists 61.7M)")
+@register_model(family="dpn", paper=_PAPER, year=2017, data=IMAGENET, top1_err=20.2,
+                top5_err=5.2, params=61_570_728, timm="dpn98",
+                figures="Table 2, DPN-98 (40x4d), single 224 crop; params as timm",
+                notes="the paper lists 61.7M parameters")
 def dpn98(*, num_classes: int = 1000) -> DPN:
     return _dpn(k_sec=(3, 6, 20, 3), inc_sec=(16, 32, 32, 128), k_r=160, groups=40,
                 num_init_features=96, num_classes=num_classes)

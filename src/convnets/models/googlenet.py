@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvNet, init_he_fan_out
-from .registry import register_model
+from .layers import ConvNet, inception_conv, init_he_fan_out, transform_input
+from .registry import IMAGENET, TORCHVISION_WEIGHTS, register_model
 
-__all__ = ["BasicConv", "GoogLeNet", "GoogLeNetOutputs", "Inception", "InceptionAux"]
+__all__ = ["GoogLeNet", "GoogLeNetOutputs", "Inception", "InceptionAux"]
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -37,30 +37,7 @@ class GoogLeNetOutputs(NamedTuple):
     aux2: torch.Tensor
 
 
-def transform_input(x: torch.Tensor) -> torch.Tensor:
-    """Map inputs normalised with ImageNet's mean/std to the [-1, 1] scaling of Google's
-    TensorFlow models, which torchvision's ported GoogLeNet and Inception-v3 weights expect."""
-    # (x * std + mean - 0.5) / 0.5, folded into one scale and shift per channel.
-    scale = x.new_tensor([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5]).view(1, 3, 1, 1)
-    shift = x.new_tensor([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5])
-    return x * scale + shift.view(1, 3, 1, 1)
-
-
 # --- blocks ----------------------------------------------------------------------------
-
-class BasicConv(nn.Module):
-    """Convolution without bias, batch norm (eps 1e-3, TensorFlow's), ReLU; the submodule
-    names ``conv``/``bn`` are torchvision's and timm's for the Inception family."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int = 1, padding: int | tuple[int, int] = 0) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=1e-3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)), inplace=True)
-
 
 class Inception(nn.Module):
     """Figure 2b: the 1x1 reductions before the 3x3 and 5x5 convolutions (and after the pool)
@@ -70,13 +47,13 @@ class Inception(nn.Module):
                  ch5x5: int, pool_proj: int, paper_5x5: bool = False) -> None:
         super().__init__()
         k5 = 5 if paper_5x5 else 3
-        self.branch1 = BasicConv(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(BasicConv(in_channels, ch3x3red, 1),
-                                     BasicConv(ch3x3red, ch3x3, 3, padding=1))
-        self.branch3 = nn.Sequential(BasicConv(in_channels, ch5x5red, 1),
-                                     BasicConv(ch5x5red, ch5x5, k5, padding=k5 // 2))
+        self.branch1 = inception_conv(in_channels, ch1x1, 1)
+        self.branch2 = nn.Sequential(inception_conv(in_channels, ch3x3red, 1),
+                                     inception_conv(ch3x3red, ch3x3, 3, padding=1))
+        self.branch3 = nn.Sequential(inception_conv(in_channels, ch5x5red, 1),
+                                     inception_conv(ch5x5red, ch5x5, k5, padding=k5 // 2))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, padding=1, ceil_mode=True),
-                                     BasicConv(in_channels, pool_proj, 1))
+                                     inception_conv(in_channels, pool_proj, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -88,7 +65,7 @@ class InceptionAux(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7) -> None:
         super().__init__()
-        self.conv = BasicConv(in_channels, 128, 1)
+        self.conv = inception_conv(in_channels, 128, 1)
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(dropout)
@@ -119,10 +96,10 @@ class GoogLeNet(ConvNet):
                  paper_5x5: bool = False) -> None:
         super().__init__()
         self.aux_logits, self.transform_input = aux_logits, transform_input
-        self.conv1 = BasicConv(3, 64, 7, stride=2, padding=3)
+        self.conv1 = inception_conv(3, 64, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2 = BasicConv(64, 64, 1)
-        self.conv3 = BasicConv(64, 192, 3, padding=1)
+        self.conv2 = inception_conv(64, 64, 1)
+        self.conv3 = inception_conv(64, 192, 3, padding=1)
         self.maxpool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         for name, cfg in _MODULES.items():
             setattr(self, f"inception{name}", Inception(*cfg, paper_5x5=paper_5x5))
@@ -172,11 +149,11 @@ class GoogLeNet(ConvNet):
 # --- builders --------------------------------------------------------------------------
 
 @register_model(family="inception", paper="Szegedy et al., Going Deeper with Convolutions",
-                year=2014, input_size=(3, 224, 224), num_classes=1000, dataset="imagenet",
-                top1_err=30.222, top5_err=10.470, params=13_004_888,
-                notes="errors of torchvision's weights (BN variant); Table 3 of the paper: "
-                      "one model, one crop, 10.07 top-5; params include the two auxiliary "
-                      "heads (6,624,904 without them, torchvision's published count)")
+                year=2014, data=IMAGENET, top1_err=30.222, top5_err=10.470, params=13_004_888,
+                figures=TORCHVISION_WEIGHTS, torchvision="googlenet",
+                notes="torchvision's weights are of the BN variant; Table 3 of the paper: one "
+                      "model, one crop, 10.07 top-5; params include the two auxiliary heads "
+                      "(6,624,904 without them, torchvision's published count)")
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = True,
               transform_input: bool = False, dropout: float = 0.2,
               paper_5x5: bool = False) -> GoogLeNet:

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .googlenet import BasicConv, transform_input
-from .layers import ConvNet, SqueezeExcite, init_he_fan_out
-from .registry import register_model
+from .layers import (ConvNet, ConvNormAct, SqueezeExcite, inception_conv, init_he_fan_out,
+                     transform_input)
+from .registry import IMAGENET, TORCHVISION_WEIGHTS, register_model
 
 __all__ = ["Inception3", "InceptionV4", "InceptionResNetV2", "InceptionOutputs"]
 
@@ -39,12 +39,12 @@ class InceptionOutputs(NamedTuple):
     aux: torch.Tensor
 
 
-def _conv_1xn(cin: int, cout: int, n: int) -> BasicConv:
-    return BasicConv(cin, cout, (1, n), padding=(0, n // 2))
+def _conv_1xn(cin: int, cout: int, n: int) -> ConvNormAct:
+    return inception_conv(cin, cout, (1, n), padding=(0, n // 2))
 
 
-def _conv_nx1(cin: int, cout: int, n: int) -> BasicConv:
-    return BasicConv(cin, cout, (n, 1), padding=(n // 2, 0))
+def _conv_nx1(cin: int, cout: int, n: int) -> ConvNormAct:
+    return inception_conv(cin, cout, (n, 1), padding=(n // 2, 0))
 
 
 def _se(channels: int, enabled: bool) -> nn.Module:
@@ -54,7 +54,7 @@ def _se(channels: int, enabled: bool) -> nn.Module:
 def _avg_pool_branch(cin: int, cout: int) -> nn.Sequential:
     # The TensorFlow models average over the valid pixels only at the borders.
     return nn.Sequential(nn.AvgPool2d(3, 1, padding=1, count_include_pad=False),
-                         BasicConv(cin, cout, 1))
+                         inception_conv(cin, cout, 1))
 
 
 # --- blocks: Inception v3 (torchvision's key names) ------------------------------------
@@ -65,13 +65,13 @@ class InceptionA(nn.Module):
 
     def __init__(self, cin: int, pool_features: int, se: bool = False) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv(cin, 64, 1)
-        self.branch5x5_1 = BasicConv(cin, 48, 1)
-        self.branch5x5_2 = BasicConv(48, 64, 5, padding=2)
-        self.branch3x3dbl_1 = BasicConv(cin, 64, 1)
-        self.branch3x3dbl_2 = BasicConv(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = BasicConv(96, 96, 3, padding=1)
-        self.branch_pool = BasicConv(cin, pool_features, 1)
+        self.branch1x1 = inception_conv(cin, 64, 1)
+        self.branch5x5_1 = inception_conv(cin, 48, 1)
+        self.branch5x5_2 = inception_conv(48, 64, 5, padding=2)
+        self.branch3x3dbl_1 = inception_conv(cin, 64, 1)
+        self.branch3x3dbl_2 = inception_conv(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = inception_conv(96, 96, 3, padding=1)
+        self.branch_pool = inception_conv(cin, pool_features, 1)
         self.se = _se(224 + pool_features, se)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +87,10 @@ class InceptionB(nn.Module):
 
     def __init__(self, cin: int) -> None:
         super().__init__()
-        self.branch3x3 = BasicConv(cin, 384, 3, stride=2)
-        self.branch3x3dbl_1 = BasicConv(cin, 64, 1)
-        self.branch3x3dbl_2 = BasicConv(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = BasicConv(96, 96, 3, stride=2)
+        self.branch3x3 = inception_conv(cin, 384, 3, stride=2)
+        self.branch3x3dbl_1 = inception_conv(cin, 64, 1)
+        self.branch3x3dbl_2 = inception_conv(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = inception_conv(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
@@ -103,16 +103,16 @@ class InceptionC(nn.Module):
     def __init__(self, cin: int, channels_7x7: int, se: bool = False) -> None:
         super().__init__()
         c7 = channels_7x7
-        self.branch1x1 = BasicConv(cin, 192, 1)
-        self.branch7x7_1 = BasicConv(cin, c7, 1)
+        self.branch1x1 = inception_conv(cin, 192, 1)
+        self.branch7x7_1 = inception_conv(cin, c7, 1)
         self.branch7x7_2 = _conv_1xn(c7, c7, 7)
         self.branch7x7_3 = _conv_nx1(c7, 192, 7)
-        self.branch7x7dbl_1 = BasicConv(cin, c7, 1)
+        self.branch7x7dbl_1 = inception_conv(cin, c7, 1)
         self.branch7x7dbl_2 = _conv_nx1(c7, c7, 7)
         self.branch7x7dbl_3 = _conv_1xn(c7, c7, 7)
         self.branch7x7dbl_4 = _conv_nx1(c7, c7, 7)
         self.branch7x7dbl_5 = _conv_1xn(c7, 192, 7)
-        self.branch_pool = BasicConv(cin, 192, 1)
+        self.branch_pool = inception_conv(cin, 192, 1)
         self.se = _se(768, se)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,12 +129,12 @@ class InceptionD(nn.Module):
 
     def __init__(self, cin: int) -> None:
         super().__init__()
-        self.branch3x3_1 = BasicConv(cin, 192, 1)
-        self.branch3x3_2 = BasicConv(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = BasicConv(cin, 192, 1)
+        self.branch3x3_1 = inception_conv(cin, 192, 1)
+        self.branch3x3_2 = inception_conv(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = inception_conv(cin, 192, 1)
         self.branch7x7x3_2 = _conv_1xn(192, 192, 7)
         self.branch7x7x3_3 = _conv_nx1(192, 192, 7)
-        self.branch7x7x3_4 = BasicConv(192, 192, 3, stride=2)
+        self.branch7x7x3_4 = inception_conv(192, 192, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b3 = self.branch3x3_2(self.branch3x3_1(x))
@@ -150,15 +150,15 @@ class InceptionE(nn.Module):
 
     def __init__(self, cin: int, se: bool = False) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv(cin, 320, 1)
-        self.branch3x3_1 = BasicConv(cin, 384, 1)
+        self.branch1x1 = inception_conv(cin, 320, 1)
+        self.branch3x3_1 = inception_conv(cin, 384, 1)
         self.branch3x3_2a = _conv_1xn(384, 384, 3)
         self.branch3x3_2b = _conv_nx1(384, 384, 3)
-        self.branch3x3dbl_1 = BasicConv(cin, 448, 1)
-        self.branch3x3dbl_2 = BasicConv(448, 384, 3, padding=1)
+        self.branch3x3dbl_1 = inception_conv(cin, 448, 1)
+        self.branch3x3dbl_2 = inception_conv(448, 384, 3, padding=1)
         self.branch3x3dbl_3a = _conv_1xn(384, 384, 3)
         self.branch3x3dbl_3b = _conv_nx1(384, 384, 3)
-        self.branch_pool = BasicConv(cin, 192, 1)
+        self.branch_pool = inception_conv(cin, 192, 1)
         self.se = _se(2048, se)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,8 +176,8 @@ class InceptionAux(nn.Module):
 
     def __init__(self, cin: int, num_classes: int) -> None:
         super().__init__()
-        self.conv0 = BasicConv(cin, 128, 1)
-        self.conv1 = BasicConv(128, 768, 5)
+        self.conv0 = inception_conv(cin, 128, 1)
+        self.conv1 = inception_conv(128, 768, 5)
         self.fc = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,11 +208,11 @@ class InceptionV4C(nn.Module):
 
     def __init__(self, se: bool = False) -> None:
         super().__init__()
-        self.branch0 = BasicConv(1536, 256, 1)
-        self.branch1_0 = BasicConv(1536, 384, 1)
+        self.branch0 = inception_conv(1536, 256, 1)
+        self.branch1_0 = inception_conv(1536, 384, 1)
         self.branch1_1a = _conv_1xn(384, 256, 3)
         self.branch1_1b = _conv_nx1(384, 256, 3)
-        self.branch2_0 = BasicConv(1536, 384, 1)
+        self.branch2_0 = inception_conv(1536, 384, 1)
         self.branch2_1 = _conv_nx1(384, 448, 3)
         self.branch2_2 = _conv_1xn(448, 512, 3)
         self.branch2_3a = _conv_1xn(512, 256, 3)
@@ -254,74 +254,76 @@ def _seq(*layers: nn.Module) -> nn.Sequential:
 
 def _block35(scale: float, se: bool) -> ResidualInception:  # Figure 16, 35x35 grid
     return ResidualInception(320, [
-        BasicConv(320, 32, 1),
-        _seq(BasicConv(320, 32, 1), BasicConv(32, 32, 3, padding=1)),
-        _seq(BasicConv(320, 32, 1), BasicConv(32, 48, 3, padding=1),
-             BasicConv(48, 64, 3, padding=1)),
+        inception_conv(320, 32, 1),
+        _seq(inception_conv(320, 32, 1), inception_conv(32, 32, 3, padding=1)),
+        _seq(inception_conv(320, 32, 1), inception_conv(32, 48, 3, padding=1),
+             inception_conv(48, 64, 3, padding=1)),
     ], width=128, scale=scale, se=se)
 
 
 def _block17(scale: float, se: bool) -> ResidualInception:  # Figure 17, 17x17 grid
     return ResidualInception(1088, [
-        BasicConv(1088, 192, 1),
-        _seq(BasicConv(1088, 128, 1), _conv_1xn(128, 160, 7), _conv_nx1(160, 192, 7)),
+        inception_conv(1088, 192, 1),
+        _seq(inception_conv(1088, 128, 1), _conv_1xn(128, 160, 7), _conv_nx1(160, 192, 7)),
     ], width=384, scale=scale, se=se)
 
 
 def _block8(scale: float, se: bool, relu: bool = True) -> ResidualInception:  # Figure 19
     return ResidualInception(2080, [
-        BasicConv(2080, 192, 1),
-        _seq(BasicConv(2080, 192, 1), _conv_1xn(192, 224, 3), _conv_nx1(224, 256, 3)),
+        inception_conv(2080, 192, 1),
+        _seq(inception_conv(2080, 192, 1), _conv_1xn(192, 224, 3), _conv_nx1(224, 256, 3)),
     ], width=448, scale=scale, relu=relu, se=se)
 
 
 def _v4_stem() -> list[nn.Module]:  # Figure 3: 299x299x3 -> 35x35x384
     return [
-        BasicConv(3, 32, 3, stride=2), BasicConv(32, 32, 3), BasicConv(32, 64, 3, padding=1),
-        Branches({"maxpool": nn.MaxPool2d(3, 2), "conv": BasicConv(64, 96, 3, stride=2)}),
+        inception_conv(3, 32, 3, stride=2), inception_conv(32, 32, 3),
+        inception_conv(32, 64, 3, padding=1),
+        Branches({"maxpool": nn.MaxPool2d(3, 2), "conv": inception_conv(64, 96, 3, stride=2)}),
         Branches({
-            "branch0": _seq(BasicConv(160, 64, 1), BasicConv(64, 96, 3)),
-            "branch1": _seq(BasicConv(160, 64, 1), _conv_1xn(64, 64, 7), _conv_nx1(64, 64, 7),
-                            BasicConv(64, 96, 3)),
+            "branch0": _seq(inception_conv(160, 64, 1), inception_conv(64, 96, 3)),
+            "branch1": _seq(inception_conv(160, 64, 1), _conv_1xn(64, 64, 7), _conv_nx1(64, 64, 7),
+                            inception_conv(64, 96, 3)),
         }),
-        Branches({"conv": BasicConv(192, 192, 3, stride=2), "maxpool": nn.MaxPool2d(3, 2)}),
+        Branches({"conv": inception_conv(192, 192, 3, stride=2), "maxpool": nn.MaxPool2d(3, 2)}),
     ]
 
 
 def _v4_block_a(se: bool) -> Branches:  # Figure 4, 35x35 grid
     return Branches({
-        "branch0": BasicConv(384, 96, 1),
-        "branch1": _seq(BasicConv(384, 64, 1), BasicConv(64, 96, 3, padding=1)),
-        "branch2": _seq(BasicConv(384, 64, 1), BasicConv(64, 96, 3, padding=1),
-                        BasicConv(96, 96, 3, padding=1)),
+        "branch0": inception_conv(384, 96, 1),
+        "branch1": _seq(inception_conv(384, 64, 1), inception_conv(64, 96, 3, padding=1)),
+        "branch2": _seq(inception_conv(384, 64, 1), inception_conv(64, 96, 3, padding=1),
+                        inception_conv(96, 96, 3, padding=1)),
         "branch3": _avg_pool_branch(384, 96),
     }, 384, se)
 
 
 def _v4_reduction_a() -> Branches:  # Figure 7 with k, l, m, n = 192, 224, 256, 384 (Table 1)
     return Branches({
-        "branch0": BasicConv(384, 384, 3, stride=2),
-        "branch1": _seq(BasicConv(384, 192, 1), BasicConv(192, 224, 3, padding=1),
-                        BasicConv(224, 256, 3, stride=2)),
+        "branch0": inception_conv(384, 384, 3, stride=2),
+        "branch1": _seq(inception_conv(384, 192, 1), inception_conv(192, 224, 3, padding=1),
+                        inception_conv(224, 256, 3, stride=2)),
         "branch2": nn.MaxPool2d(3, 2),
     })
 
 
 def _v4_block_b(se: bool) -> Branches:  # Figure 5, 17x17 grid
     return Branches({
-        "branch0": BasicConv(1024, 384, 1),
-        "branch1": _seq(BasicConv(1024, 192, 1), _conv_1xn(192, 224, 7), _conv_nx1(224, 256, 7)),
-        "branch2": _seq(BasicConv(1024, 192, 1), _conv_nx1(192, 192, 7), _conv_1xn(192, 224, 7),
-                        _conv_nx1(224, 224, 7), _conv_1xn(224, 256, 7)),
+        "branch0": inception_conv(1024, 384, 1),
+        "branch1": _seq(inception_conv(1024, 192, 1), _conv_1xn(192, 224, 7),
+                        _conv_nx1(224, 256, 7)),
+        "branch2": _seq(inception_conv(1024, 192, 1), _conv_nx1(192, 192, 7),
+                        _conv_1xn(192, 224, 7), _conv_nx1(224, 224, 7), _conv_1xn(224, 256, 7)),
         "branch3": _avg_pool_branch(1024, 128),
     }, 1024, se)
 
 
 def _v4_reduction_b() -> Branches:  # Figure 8
     return Branches({
-        "branch0": _seq(BasicConv(1024, 192, 1), BasicConv(192, 192, 3, stride=2)),
-        "branch1": _seq(BasicConv(1024, 256, 1), _conv_1xn(256, 256, 7), _conv_nx1(256, 320, 7),
-                        BasicConv(320, 320, 3, stride=2)),
+        "branch0": _seq(inception_conv(1024, 192, 1), inception_conv(192, 192, 3, stride=2)),
+        "branch1": _seq(inception_conv(1024, 256, 1), _conv_1xn(256, 256, 7),
+                        _conv_nx1(256, 320, 7), inception_conv(320, 320, 3, stride=2)),
         "branch2": nn.MaxPool2d(3, 2),
     })
 
@@ -351,12 +353,12 @@ class Inception3(_InceptionNet):
                  transform_input: bool = False, dropout: float = 0.5, se: bool = False) -> None:
         super().__init__()
         self.transform_input = transform_input
-        self.Conv2d_1a_3x3 = BasicConv(3, 32, 3, stride=2)
-        self.Conv2d_2a_3x3 = BasicConv(32, 32, 3)
-        self.Conv2d_2b_3x3 = BasicConv(32, 64, 3, padding=1)
+        self.Conv2d_1a_3x3 = inception_conv(3, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = inception_conv(32, 32, 3)
+        self.Conv2d_2b_3x3 = inception_conv(32, 64, 3, padding=1)
         self.maxpool1 = nn.MaxPool2d(3, 2)
-        self.Conv2d_3b_1x1 = BasicConv(64, 80, 1)
-        self.Conv2d_4a_3x3 = BasicConv(80, 192, 3)
+        self.Conv2d_3b_1x1 = inception_conv(64, 80, 1)
+        self.Conv2d_4a_3x3 = inception_conv(80, 192, 3)
         self.maxpool2 = nn.MaxPool2d(3, 2)
         self.Mixed_5b = InceptionA(192, 32, se)
         self.Mixed_5c = InceptionA(256, 64, se)
@@ -433,38 +435,38 @@ class InceptionResNetV2(_InceptionNet):
 
     def __init__(self, *, num_classes: int = 1000, dropout: float = 0.2, se: bool = False) -> None:
         super().__init__()
-        self.conv2d_1a = BasicConv(3, 32, 3, stride=2)
-        self.conv2d_2a = BasicConv(32, 32, 3)
-        self.conv2d_2b = BasicConv(32, 64, 3, padding=1)
+        self.conv2d_1a = inception_conv(3, 32, 3, stride=2)
+        self.conv2d_2a = inception_conv(32, 32, 3)
+        self.conv2d_2b = inception_conv(32, 64, 3, padding=1)
         self.maxpool_3a = nn.MaxPool2d(3, 2)
-        self.conv2d_3b = BasicConv(64, 80, 1)
-        self.conv2d_4a = BasicConv(80, 192, 3)
+        self.conv2d_3b = inception_conv(64, 80, 1)
+        self.conv2d_4a = inception_conv(80, 192, 3)
         self.maxpool_5a = nn.MaxPool2d(3, 2)
         self.mixed_5b = Branches({
-            "branch0": BasicConv(192, 96, 1),
-            "branch1": _seq(BasicConv(192, 48, 1), BasicConv(48, 64, 5, padding=2)),
-            "branch2": _seq(BasicConv(192, 64, 1), BasicConv(64, 96, 3, padding=1),
-                            BasicConv(96, 96, 3, padding=1)),
+            "branch0": inception_conv(192, 96, 1),
+            "branch1": _seq(inception_conv(192, 48, 1), inception_conv(48, 64, 5, padding=2)),
+            "branch2": _seq(inception_conv(192, 64, 1), inception_conv(64, 96, 3, padding=1),
+                            inception_conv(96, 96, 3, padding=1)),
             "branch3": _avg_pool_branch(192, 64),
         })
         self.repeat = nn.Sequential(*[_block35(0.17, se) for _ in range(10)])
         self.mixed_6a = Branches({  # Figure 7 with k, l, m, n = 256, 256, 384, 384 (Table 1)
-            "branch0": BasicConv(320, 384, 3, stride=2),
-            "branch1": _seq(BasicConv(320, 256, 1), BasicConv(256, 256, 3, padding=1),
-                            BasicConv(256, 384, 3, stride=2)),
+            "branch0": inception_conv(320, 384, 3, stride=2),
+            "branch1": _seq(inception_conv(320, 256, 1), inception_conv(256, 256, 3, padding=1),
+                            inception_conv(256, 384, 3, stride=2)),
             "branch2": nn.MaxPool2d(3, 2),
         })
         self.repeat_1 = nn.Sequential(*[_block17(0.10, se) for _ in range(20)])
         self.mixed_7a = Branches({  # Figure 18
-            "branch0": _seq(BasicConv(1088, 256, 1), BasicConv(256, 384, 3, stride=2)),
-            "branch1": _seq(BasicConv(1088, 256, 1), BasicConv(256, 288, 3, stride=2)),
-            "branch2": _seq(BasicConv(1088, 256, 1), BasicConv(256, 288, 3, padding=1),
-                            BasicConv(288, 320, 3, stride=2)),
+            "branch0": _seq(inception_conv(1088, 256, 1), inception_conv(256, 384, 3, stride=2)),
+            "branch1": _seq(inception_conv(1088, 256, 1), inception_conv(256, 288, 3, stride=2)),
+            "branch2": _seq(inception_conv(1088, 256, 1), inception_conv(256, 288, 3, padding=1),
+                            inception_conv(288, 320, 3, stride=2)),
             "branch3": nn.MaxPool2d(3, 2),
         })
         self.repeat_2 = nn.Sequential(*[_block8(0.20, se) for _ in range(9)])
         self.block8 = _block8(1.0, se, relu=False)
-        self.conv2d_7b = BasicConv(2080, 1536, 1)
+        self.conv2d_7b = inception_conv(2080, 1536, 1)
         self.head_drop = nn.Dropout(dropout)
         self.classif = nn.Linear(1536, num_classes)
         init_he_fan_out(self)
@@ -481,16 +483,17 @@ class InceptionResNetV2(_InceptionNet):
 
 # --- builders --------------------------------------------------------------------------
 
-_IMAGENET = dict(family="inception", input_size=(3, 299, 299), num_classes=1000,
-                 dataset="imagenet")
+_IMAGENET_299 = IMAGENET.at(299)
 _V3 = "Szegedy et al., Rethinking the Inception Architecture for Computer Vision"
 _V4 = ("Szegedy et al., Inception-v4, Inception-ResNet and the Impact of Residual "
        "Connections on Learning")
 
 
-@register_model(**_IMAGENET, paper=_V3, year=2015, top1_err=22.706, top5_err=6.550, params=27_161_264,
-                notes="errors of torchvision's weights; Table 3 of the paper: 21.2 / 5.6 "
-                      "single crop; params include AuxLogits (torchvision's count)")
+@register_model(family="inception", paper=_V3, year=2015, data=_IMAGENET_299, top1_err=22.706,
+                top5_err=6.550, params=27_161_264, figures=TORCHVISION_WEIGHTS,
+                torchvision="inception_v3", timm="inception_v3",
+                notes="Table 3 of the paper: 21.2 / 5.6 single crop; params include AuxLogits "
+                      "(torchvision's count)")
 def inception_v3(*, num_classes: int = 1000, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5,
                  se: bool = False) -> Inception3:
@@ -498,8 +501,8 @@ def inception_v3(*, num_classes: int = 1000, aux_logits: bool = True,
                       transform_input=transform_input, dropout=dropout, se=se)
 
 
-@register_model(**_IMAGENET, paper="Hu et al., Squeeze-and-Excitation Networks; " + _V3,
-                year=2018, params=28_542_180,
+@register_model(family="inception", paper="Hu et al., Squeeze-and-Excitation Networks; " + _V3,
+                year=2018, data=_IMAGENET_299, params=28_542_180,
                 notes="Inception v3 with an SE block (r=16) on every module that keeps the grid "
                       "size; no published error or count for this exact model (params is "
                       "v3's 27,161,264 plus the SE blocks)")
@@ -508,15 +511,16 @@ def se_inception_v3(*, num_classes: int = 1000, aux_logits: bool = True,
     return Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, se=True)
 
 
-@register_model(**_IMAGENET, paper=_V4, year=2016, top1_err=20.0, top5_err=5.0, params=42_679_816,
-                notes="Table 2: single crop, single model; params equal timm's inception_v4")
+@register_model(family="inception", paper=_V4, year=2016, data=_IMAGENET_299, top1_err=20.0,
+                top5_err=5.0, params=42_679_816, timm="inception_v4",
+                figures="Table 2, single crop, single model; params as timm")
 def inception_v4(*, num_classes: int = 1000, dropout: float = 0.2, se: bool = False) -> InceptionV4:
     return InceptionV4(num_classes=num_classes, dropout=dropout, se=se)
 
 
-@register_model(**_IMAGENET, paper=_V4, year=2016, top1_err=19.9, top5_err=4.9, params=55_843_464,
-                notes="Table 2: single crop, single model; params equal timm's "
-                      "inception_resnet_v2")
+@register_model(family="inception", paper=_V4, year=2016, data=_IMAGENET_299, top1_err=19.9,
+                top5_err=4.9, params=55_843_464, timm="inception_resnet_v2",
+                figures="Table 2, single crop, single model; params as timm")
 def inception_resnet_v2(*, num_classes: int = 1000, dropout: float = 0.2,
                         se: bool = False) -> InceptionResNetV2:
     return InceptionResNetV2(num_classes=num_classes, dropout=dropout, se=se)

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import abc
 import math
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .conventions import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ConvNet", "ConvBNAct", "SqueezeExcite", "DropPath", "drop_path", "StackedConv2d",
-           "init_he_fan_out"]
+__all__ = ["ConvNet", "ConvNormAct", "ConvBNAct", "inception_conv", "same_conv", "TF_BN_EPS",
+           "SqueezeExcite", "DropPath", "drop_path", "StackedConv2d", "init_he_fan_out"]
 
 
 class ConvNet(nn.Module, abc.ABC):
@@ -21,9 +23,14 @@ class ConvNet(nn.Module, abc.ABC):
     and ``reset_classifier`` replaces the final linear layer. A subclass names its
     final linear layer by the dotted path ``classifier_path`` (``"fc"``,
     ``"classifier.6"``), keeping the key names of torchvision where it has the model.
+    ``default_input_size`` is the image size of the registered entry the model was built
+    from, for tools that need one example input (``convnets.optimize``).
     """
 
     classifier_path: str = "fc"
+    # The (C, H, W) images the model was registered for: ``create_model`` sets it from the
+    # registry; None for a model built from its class, whose size is the caller's choice.
+    default_input_size: tuple[int, int, int] | None = None
 
     @abc.abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,21 +69,82 @@ class ConvNet(nn.Module, abc.ABC):
         setattr(self.get_submodule(parent) if parent else self, leaf, new)
 
 
-class ConvBNAct(nn.Sequential):
-    """Convolution without bias, batch norm, optional ReLU: the unit of most CNNs since 2015."""
+def same_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+              groups: int = 1) -> nn.Conv2d:
+    """A convolution without bias (a batch norm follows or precedes it) whose padding
+    keeps the size at stride 1: ResNet's, whose blocks keep torchvision's separate
+    ``convN``/``bnN`` names rather than a :class:`ConvNormAct` per pair."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                     groups=groups, bias=False)
+
+
+# TensorFlow's batch norm epsilon: Google's Inception models and the MXNet DPN models were
+# trained with it, and their ported weights give the same outputs only with it.
+TF_BN_EPS = 1e-3
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution, batch norm, ReLU: the unit of most CNNs since 2015 (Ioffe & Szegedy 2015).
+
+    ``preact=True`` orders it BN -> ReLU -> convolution, the pre-activation unit of
+    He et al. 2016b, DenseNet and DPN (the BN then normalises the input channels). The
+    submodules are ``conv``, ``bn`` and ``act`` (torchvision's and timm's names for the
+    Inception and DPN families); ``padding`` defaults to half the kernel (the size kept
+    at stride 1); ``act=False`` leaves the ReLU out; ``inplace=False`` gives the ReLU a
+    fresh output (as DPN's blocks compute it).
+    """
+
+    indexed = False  # subclasses whose checkpoints name the submodules 0, 1, 2
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-        groups: int = 1, act: bool = True,
+        self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int] = 1,
+        stride: int = 1, padding: int | tuple[int, int] | None = None, groups: int = 1, *,
+        preact: bool = False, act: bool = True, eps: float = 1e-5, bias: bool = False,
+        inplace: bool = True,
     ) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
-                      groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels),
-        ]
+        if padding is None:
+            padding = (kernel_size // 2 if isinstance(kernel_size, int)
+                       else tuple(k // 2 for k in kernel_size))
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
+                         bias=bias)
+        layers = [("conv", conv), ("bn", nn.BatchNorm2d(in_channels if preact else out_channels,
+                                                         eps=eps))]
         if act:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+            layers.append(("act", nn.ReLU(inplace=inplace)))
+        if preact:  # BN -> ReLU -> conv
+            layers = layers[1:] + layers[:1]
+        if self.indexed:
+            super().__init__(*(module for _, module in layers))
+        else:
+            super().__init__(OrderedDict(layers))
+
+
+class ConvBNAct(ConvNormAct):
+    """:class:`ConvNormAct` with its submodules named 0 (conv), 1 (BN), 2 (ReLU): the key
+    names of the GUNN models (those of ``nn.Sequential(conv, bn, relu)``), kept so that
+    their saved runs load."""
+
+    indexed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1,
+                 stride: int = 1, groups: int = 1, act: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups, act=act)
+
+
+def inception_conv(in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                   stride: int = 1, padding: int | tuple[int, int] = 0) -> ConvNormAct:
+    """The Inception family's unit (torchvision's and timm's ``BasicConv2d``): conv without
+    bias, BN with TensorFlow's epsilon, ReLU; unpadded unless ``padding`` is given."""
+    return ConvNormAct(in_channels, out_channels, kernel_size, stride, padding, eps=TF_BN_EPS)
+
+
+def transform_input(x: torch.Tensor) -> torch.Tensor:
+    """Map inputs normalised with ImageNet's mean/std to the [-1, 1] scaling of Google's
+    TensorFlow models, which torchvision's ported GoogLeNet and Inception-v3 weights expect."""
+    # (x * std + mean - 0.5) / 0.5, folded into one scale and shift per channel.
+    scale = x.new_tensor([s / 0.5 for s in IMAGENET_STD]).view(1, 3, 1, 1)
+    shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_MEAN])
+    return x * scale + shift.view(1, 3, 1, 1)
 
 
 class SqueezeExcite(nn.Module):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvNet
-from .registry import register_model
+from .registry import MNIST, register_model
 
 __all__ = ["LeNet5"]
 
@@ -169,9 +169,9 @@ class LeNet5(ConvNet):
 # --- builders --------------------------------------------------------------------------
 
 @register_model(family="lenet", paper="LeCun et al., Gradient-Based Learning Applied to "
-                "Document Recognition", year=1998, input_size=(1, 32, 32), num_classes=10,
-                dataset="mnist", top1_err=0.95, params=60_000,
-                notes="Section III.C: 0.95% MNIST test error without distortions, 0.8% with; "
-                      "RBF centres are fixed random +-1 codes instead of the paper's bitmaps")
+                "Document Recognition", year=1998, data=MNIST, top1_err=0.95, params=60_000,
+                figures="Section III.C, without distortions",
+                notes="0.8% MNIST test error with distortions; RBF centres are fixed random "
+                      "+-1 codes instead of the paper's bitmaps")
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     return LeNet5(num_classes=num_classes, in_channels=in_channels)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .layers import ConvNet
-from .registry import register_model
+from .registry import CIFAR10, IMAGENET, register_model
 
 __all__ = ["NiN"]
 
@@ -114,17 +114,18 @@ class NiN(ConvNet):
 _PAPER = "Lin, Chen, Yan, Network In Network"
 
 
-@register_model(family="nin", paper=_PAPER, year=2013, input_size=(3, 32, 32), num_classes=10,
-                dataset="cifar10", top1_err=8.81, params=966_986,
-                notes="Table 2: 8.81% CIFAR-10 test error with augmentation (10.41 without); "
-                      "Table 3: 35.68% on CIFAR-100")
+@register_model(family="nin", paper=_PAPER, year=2013, data=CIFAR10, top1_err=8.81,
+                params=966_986, figures="Table 2, with augmentation",
+                notes="10.41% CIFAR-10 test error without augmentation; Table 3: 35.68% on "
+                      "CIFAR-100")
 def nin_cifar(*, num_classes: int = 10, dropout: float = 0.5) -> NiN:
     return NiN(stages=_CIFAR, num_classes=num_classes, dropout=dropout)
 
 
-@register_model(family="nin", paper=_PAPER, year=2013, input_size=(3, 224, 224),
-                num_classes=1000, dataset="imagenet", top1_err=43.3, top5_err=20.5, params=7_595_176,
-                notes="no ImageNet figure in the paper; errors of the authors' released model, "
-                      "centre crop, from the Caffe Model Zoo comparison (56.7/79.5 accuracy)")
+@register_model(family="nin", paper=_PAPER, year=2013, data=IMAGENET, top1_err=43.3,
+                top5_err=20.5, params=7_595_176,
+                figures="the authors' released model, centre crop, from the Caffe Model Zoo "
+                        "comparison (56.7/79.5 accuracy)",
+                notes="no ImageNet figure in the paper")
 def nin(*, num_classes: int = 1000, dropout: float = 0.5) -> NiN:
     return NiN(stages=_IMAGENET, num_classes=num_classes, dropout=dropout)

@@ -1,8 +1,10 @@
 """The model registry: one decorator to join, one function to build.
 
 Model files register their public builders with ``@register_model(...)``; the
-metadata given there (paper, year, input size, published figures) is data about
-the architecture and is kept beside the builder, never inside the module.
+metadata given there (paper, year, data conventions, published figures and where they
+come from, the torchvision/timm model it equals) is data about the architecture and is
+kept beside the builder, never inside the module; benchmarks, interoperability tests
+and the weights-only inference spec read it from :class:`ModelInfo`.
 """
 from __future__ import annotations
 
@@ -11,16 +13,22 @@ import fnmatch
 import inspect
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsError
+from .conventions import CIFAR10, IMAGENET, MNIST, DataConventions
 from .weights import load_weights, read_state_dict
 
 __all__ = [
     "ModelInfo",
+    "DataConventions",
+    "IMAGENET",
+    "CIFAR10",
+    "MNIST",
+    "TORCHVISION_WEIGHTS",
     "UnknownModelError",
     "WeightsError",
     "register_model",
@@ -39,7 +47,16 @@ class ModelInfo:
 
     ``top1_err``/``top5_err`` are the published single-model, single-crop error rates in
     percent on ``dataset`` (None where the paper gives none); ``params`` is the
-    published parameter count for ``num_classes`` outputs.
+    published parameter count for ``num_classes`` outputs; ``figures`` cites where these
+    come from (a table of ``paper``, or the released weights they were measured with).
+
+    ``torchvision`` names the torchvision model this one equals layer for layer, with
+    the same state-dict keys, so that torchvision's checkpoints load as they are;
+    ``timm`` names timm's model of the same architecture (the same parameters and
+    computation). Where torchvision has none, timm's checkpoints load (``weights_from``).
+
+    ``eval_preset``, ``mean`` and ``std`` are how the model's images are evaluated
+    (:mod:`convnets.models.conventions`).
     """
 
     name: str
@@ -49,15 +66,31 @@ class ModelInfo:
     input_size: tuple[int, int, int]
     num_classes: int
     dataset: str
+    eval_preset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     top1_err: float | None = None
     top5_err: float | None = None
     params: int | None = None
+    figures: str = ""
+    torchvision: str | None = None
+    timm: str | None = None
     notes: str = ""
-    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def weights_from(self) -> tuple[str, str] | None:
+        """(library, model name) whose checkpoints load into this model unchanged."""
+        if self.torchvision:
+            return ("torchvision", self.torchvision)
+        return ("timm", self.timm) if self.timm else None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+
+# The ``figures`` of the entries whose errors were measured with torchvision's weights.
+TORCHVISION_WEIGHTS = ("torchvision's IMAGENET1K_V1 weights (single centre crop); params as "
+                       "torchvision")
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _INFO: dict[str, ModelInfo] = {}
@@ -68,16 +101,25 @@ def register_model(
     family: str,
     paper: str,
     year: int,
-    input_size: tuple[int, int, int],
-    num_classes: int,
-    dataset: str,
+    data: DataConventions | None = None,
+    input_size: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+    dataset: str | None = None,
     top1_err: float | None = None,
     top5_err: float | None = None,
     params: int | None = None,
+    figures: str = "",
+    torchvision: str | None = None,
+    timm: str | None = None,
     notes: str = "",
     name: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its function name (or ``name``); duplicates are refused."""
+    """Register a builder under its function name (or ``name``); duplicates are refused.
+    ``data`` gives the dataset, head size, input size and evaluation conventions;
+    ``input_size``, ``num_classes`` and ``dataset`` replace its values (without ``data``
+    all three are needed, and a model of a dataset other than CIFAR is evaluated as
+    ImageNet's are)."""
+    data = _conventions(data, input_size, num_classes, dataset)
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
@@ -87,13 +129,25 @@ def register_model(
             raise ValueError(f"model names are lower case letters, digits and underscores: {key!r}")
         _BUILDERS[key] = builder
         _INFO[key] = ModelInfo(
-            name=key, family=family, paper=paper, year=year, input_size=tuple(input_size),
-            num_classes=num_classes, dataset=dataset, top1_err=top1_err, top5_err=top5_err, params=params,
-            notes=notes,
+            name=key, family=family, paper=paper, year=year, input_size=tuple(data.input_size),
+            num_classes=data.num_classes, dataset=data.dataset, eval_preset=data.eval_preset,
+            mean=tuple(data.mean), std=tuple(data.std), top1_err=top1_err, top5_err=top5_err,
+            params=params, figures=figures, torchvision=torchvision, timm=timm, notes=notes,
         )
         return builder
 
     return decorate
+
+
+def _conventions(data: DataConventions | None, input_size: tuple[int, int, int] | None,
+                 num_classes: int | None, dataset: str | None) -> DataConventions:
+    if data is None:
+        if input_size is None or num_classes is None or dataset is None:
+            raise TypeError("register_model needs data=, or input_size, num_classes and dataset")
+        data = CIFAR10 if dataset.startswith("cifar") else IMAGENET
+    given = {"input_size": tuple(input_size) if input_size is not None else None,
+             "num_classes": num_classes, "dataset": dataset}
+    return replace(data, **{k: v for k, v in given.items() if v is not None})
 
 
 def _lookup(name: str) -> str:
@@ -149,6 +203,7 @@ def create_model(
         takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
         raise ConfigError(f"{key} has no option {unknown[0]!r}; {takes}")
     model = builder(num_classes=num_classes, **options)
+    model.default_input_size = info.input_size
     if weights is not None:
         load_weights(model, weights)
     return model

@@ -24,19 +24,13 @@ from torch import nn
 
 from ..errors import ConfigError
 
-from .layers import ConvNet, DropPath, SqueezeExcite, init_he_fan_out
-from .registry import register_model
+from .layers import ConvNet, DropPath, SqueezeExcite, init_he_fan_out, same_conv
+from .registry import CIFAR10, IMAGENET, TORCHVISION_WEIGHTS as _TV, register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck"]
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-          groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
-                     groups=groups, bias=False)
-
 
 def drop_path_rates(depth: int, rate: float) -> list[float]:
     """Stochastic depth's linear decay rule (Huang et al. 2016, Eq. 4): block l of L is
@@ -90,9 +84,9 @@ class BasicBlock(_Residual):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ConfigError("the basic block has no grouped or widened form; use a bottleneck")
-        self.conv1 = _conv(in_channels, planes, 3, stride)
+        self.conv1 = same_conv(in_channels, planes, 3, stride)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv(planes, planes, 3)
+        self.conv2 = same_conv(planes, planes, 3)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
@@ -119,11 +113,11 @@ class Bottleneck(_Residual):
         super().__init__()
         width = int(planes * base_width / 64) * groups
         out = planes * self.expansion
-        self.conv1 = _conv(in_channels, width, 1)
+        self.conv1 = same_conv(in_channels, width, 1)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = _conv(width, width, 3, stride, groups)
+        self.conv2 = same_conv(width, width, 3, stride, groups)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = _conv(width, out, 1)
+        self.conv3 = same_conv(width, out, 1)
         self.bn3 = nn.BatchNorm2d(out)
         self.downsample = downsample
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
@@ -152,10 +146,10 @@ class PreActBasicBlock(_Residual):
         if groups != 1 or base_width != 64:
             raise ConfigError("the basic block has no grouped or widened form; use a bottleneck")
         self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = _conv(in_channels, planes, 3, stride)
+        self.conv1 = same_conv(in_channels, planes, 3, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.conv2 = _conv(planes, planes, 3)
+        self.conv2 = same_conv(planes, planes, 3)
         self.downsample = downsample
         self._finish(planes, se_reduction, drop_path)
 
@@ -181,12 +175,12 @@ class PreActBottleneck(_Residual):
         width = int(planes * base_width / 64) * groups
         out = planes * self.expansion
         self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = _conv(in_channels, width, 1)
+        self.conv1 = same_conv(in_channels, width, 1)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = _conv(width, width, 3, stride, groups)
+        self.conv2 = same_conv(width, width, 3, stride, groups)
         self.bn3 = nn.BatchNorm2d(width)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.conv3 = _conv(width, out, 1)
+        self.conv3 = same_conv(width, out, 1)
         self.downsample = downsample
         self._finish(out, se_reduction, drop_path)
 
@@ -229,7 +223,7 @@ class ResNet(ConvNet):
             raise ConfigError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.block, self.shortcut = block, shortcut
         imagenet = stem == "imagenet"
-        self.conv1 = _conv(3, stem_width, 7 if imagenet else 3, 2 if imagenet else 1)
+        self.conv1 = same_conv(3, stem_width, 7 if imagenet else 3, 2 if imagenet else 1)
         # A pre-activation net normalises at the start of its first block instead.
         self.bn1 = nn.Identity() if block.preact else nn.BatchNorm2d(stem_width)
         self.relu = nn.Identity() if block.preact else nn.ReLU(inplace=True)
@@ -261,8 +255,8 @@ class ResNet(ConvNet):
         if self.shortcut == "A":
             return ZeroPadShortcut(out, stride)
         if self.block.preact:
-            return _conv(in_channels, out, 1, stride)
-        return nn.Sequential(_conv(in_channels, out, 1, stride), nn.BatchNorm2d(out))
+            return same_conv(in_channels, out, 1, stride)
+        return nn.Sequential(same_conv(in_channels, out, 1, stride), nn.BatchNorm2d(out))
 
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, f"layer{s + 1}") for s in range(self.num_stages)]
@@ -287,10 +281,7 @@ _PREACT = "He et al., Identity Mappings in Deep Residual Networks"
 _RESNEXT = "Xie et al., Aggregated Residual Transformations for Deep Neural Networks"
 _WRN = "Zagoruyko & Komodakis, Wide Residual Networks"
 _SE = "Hu et al., Squeeze-and-Excitation Networks"
-_IN = dict(input_size=(3, 224, 224), num_classes=1000, dataset="imagenet")
-_C10 = dict(input_size=(3, 32, 32), num_classes=10, dataset="cifar10")
-_TV = "error of torchvision's IMAGENET1K_V1 weights (single 224 crop); params as torchvision"
-_TIMM = "params as timm's model of this name; error: the paper's Table 2 (single 224 crop)"
+_SE_TABLE = "Table 2 (single 224 crop); params as timm"
 
 # CIFAR ResNets (He et al. 2015 Sec. 4.2): 6n+2 layers, widths 16/32/64, option A shortcuts.
 _CIFAR_V1 = dict(block=BasicBlock, planes=(16, 32, 64), stem="cifar", stem_width=16,
@@ -299,113 +290,127 @@ _CIFAR_V1 = dict(block=BasicBlock, planes=(16, 32, 64), stem="cifar", stem_width
 _CIFAR_PREACT = dict(block=PreActBottleneck, planes=(16, 32, 64), stem="cifar", stem_width=16)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=30.24, top5_err=10.92,
-                params=11_689_512, notes=_TV)
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=30.24, top5_err=10.92,
+                params=11_689_512, figures=_TV, torchvision="resnet18", timm="resnet18")
 def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=26.69, top5_err=8.58,
-                params=21_797_672, notes=_TV)
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=26.69, top5_err=8.58,
+                params=21_797_672, figures=_TV, torchvision="resnet34", timm="resnet34")
 def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=23.87, top5_err=7.14,
-                params=25_557_032, notes=_TV)
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=23.87, top5_err=7.14,
+                params=25_557_032, figures=_TV, torchvision="resnet50", timm="resnet50")
 def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=22.63, top5_err=6.45,
-                params=44_549_160, notes=_TV)
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=22.63, top5_err=6.45,
+                params=44_549_160, figures=_TV, torchvision="resnet101", timm="resnet101")
 def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_RESNET, year=2016, **_IN, top1_err=21.69, top5_err=5.95,
-                params=60_192_808, notes=_TV)
+@register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
+                top1_err=21.69, top5_err=5.95,
+                params=60_192_808, figures=_TV, torchvision="resnet152", timm="resnet152")
 def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_WRN, year=2016, **_IN, top1_err=21.53, top5_err=5.91,
-                params=68_883_240, notes=_TV + "; bottleneck width doubled")
+@register_model(family="resnet", paper=_WRN, year=2016, data=IMAGENET,
+                top1_err=21.53, top5_err=5.91,
+                params=68_883_240, figures=_TV, torchvision="wide_resnet50_2",
+                notes="bottleneck width doubled")
 def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], base_width=128, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1_err=22.38, top5_err=6.30,
-                params=25_028_904, notes=_TV)
+@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
+                top1_err=22.38, top5_err=6.30,
+                params=25_028_904, figures=_TV, torchvision="resnext50_32x4d")
 def resnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_IN, top1_err=20.69, top5_err=5.47,
-                params=88_791_336, notes=_TV)
+@register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
+                top1_err=20.69, top5_err=5.47,
+                params=88_791_336, figures=_TV, torchvision="resnext101_32x8d")
 def resnext101_32x8d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=8, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=23.29, top5_err=6.62,
-                params=28_088_024, notes=_TIMM)
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=23.29, top5_err=6.62,
+                params=28_088_024, figures=_SE_TABLE, timm="seresnet50")
 def seresnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=22.38, top5_err=6.07,
-                params=49_326_872, notes=_TIMM)
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=22.38, top5_err=6.07,
+                params=49_326_872, figures=_SE_TABLE, timm="seresnet101")
 def seresnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=21.57, top5_err=5.73,
-                params=66_821_848, notes=_TIMM)
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=21.57, top5_err=5.73,
+                params=66_821_848, figures=_SE_TABLE, timm="seresnet152")
 def seresnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], se_reduction=16, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=21.10, top5_err=5.49,
-                params=27_559_896, notes=_TIMM)
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=21.10, top5_err=5.49,
+                params=27_559_896, figures=_SE_TABLE, timm="seresnext50_32x4d")
 def seresnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="seresnet", paper=_SE, year=2018, **_IN, top1_err=20.70, top5_err=5.01,
-                params=48_955_416, notes=_TIMM)
+@register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
+                top1_err=20.70, top5_err=5.01,
+                params=48_955_416, figures=_SE_TABLE, timm="seresnext101_32x4d")
 def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=4, se_reduction=16,
                    num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_IN, top1_err=21.8, top5_err=6.0,
-                params=64_666_152,
-                notes="Table 5, 224 crop (20.7/5.3 at 320); params as timm's ResNetV2 "
-                      "with these depths (the paper gives none)")
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, data=IMAGENET,
+                top1_err=21.8, top5_err=6.0, params=64_666_152,
+                figures="Table 5, 224 crop; params as timm's ResNetV2 with these depths (the "
+                        "paper gives none)", notes="20.7/5.3 at 320")
 def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(PreActBottleneck, [3, 24, 36, 3], num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1_err=5.46,
-                params=1_700_000, notes="Table 3 (published 1.7M); CIFAR-100 error 24.33")
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, data=CIFAR10, top1_err=5.46,
+                params=1_700_000, figures="Table 3 (published 1.7M)", notes="CIFAR-100 error 24.33")
 def preact_resnet164(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(layers=[18, 18, 18], **_CIFAR_PREACT, num_classes=num_classes,
                    drop_path_rate=drop_path_rate)
 
 
-@register_model(family="preact_resnet", paper=_PREACT, year=2016, **_C10, top1_err=4.92,
-                params=10_200_000,
-                notes="Table 3; CIFAR-100 error 22.71; 4.62 with batch 64. The published 10.2M "
+@register_model(family="preact_resnet", paper=_PREACT, year=2016, data=CIFAR10, top1_err=4.92,
+                params=10_200_000, figures="Table 3",
+                notes="CIFAR-100 error 22.71; 4.62 with batch 64. The published 10.2M "
                       "is the conv + linear weights (10.18M); with BN this net has 10.33M")
 def preact_resnet1001(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _resnet(layers=[111, 111, 111], **_CIFAR_PREACT, num_classes=num_classes,
@@ -417,35 +422,40 @@ def _cifar_resnet(n: int, num_classes: int, drop_path_rate: float) -> ResNet:
                    drop_path_rate=drop_path_rate)
 
 
-_CIFAR_NOTES = "Table 6; option A (zero-padding) shortcuts, as the paper uses on CIFAR"
+_CIFAR_NOTES = "option A (zero-padding) shortcuts, as the paper uses on CIFAR"
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=8.75,
-                params=270_000, notes=_CIFAR_NOTES + " (published 0.27M)")
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=8.75,
+                params=270_000, figures="Table 6 (published 0.27M)",
+                notes=_CIFAR_NOTES)
 def resnet20(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(3, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=7.51,
-                params=460_000, notes=_CIFAR_NOTES + " (published 0.46M)")
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=7.51,
+                params=460_000, figures="Table 6 (published 0.46M)",
+                notes=_CIFAR_NOTES)
 def resnet32(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(5, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=7.17,
-                params=660_000, notes=_CIFAR_NOTES + " (published 0.66M)")
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=7.17,
+                params=660_000, figures="Table 6 (published 0.66M)",
+                notes=_CIFAR_NOTES)
 def resnet44(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(7, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=6.97,
-                params=850_000, notes=_CIFAR_NOTES + " (published 0.85M)")
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=6.97,
+                params=850_000, figures="Table 6 (published 0.85M)",
+                notes=_CIFAR_NOTES)
 def resnet56(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(9, num_classes, drop_path_rate)
 
 
-@register_model(family="resnet_cifar", paper=_RESNET, year=2016, **_C10, top1_err=6.43,
-                params=1_700_000, notes=_CIFAR_NOTES + " (published 1.7M); mean of 5 runs 6.61")
+@register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=6.43,
+                params=1_700_000, figures="Table 6 (published 1.7M)",
+                notes=_CIFAR_NOTES + "; mean of 5 runs 6.61")
 def resnet110(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     return _cifar_resnet(18, num_classes, drop_path_rate)
 
@@ -457,25 +467,25 @@ def _wrn(depth: int, k: int, **options) -> ResNet:
                    stem_width=16, **options)
 
 
-@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1_err=4.00,
-                params=36_500_000,
-                notes="published 36.5M; 3.89 with dropout 0.3; CIFAR-100 error 19.25")
+@register_model(family="wide_resnet", paper=_WRN, year=2016, data=CIFAR10, top1_err=4.00,
+                params=36_500_000, figures="published 36.5M",
+                notes="3.89 with dropout 0.3; CIFAR-100 error 19.25")
 def wrn28_10(*, num_classes: int = 10, dropout: float = 0.0,
              drop_path_rate: float = 0.0) -> ResNet:
     return _wrn(28, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="wide_resnet", paper=_WRN, year=2016, **_C10, top1_err=3.8,
-                params=55_800_000,
-                notes="published 55.8M; error with dropout (Sec. 3); CIFAR-100 18.3")
+@register_model(family="wide_resnet", paper=_WRN, year=2016, data=CIFAR10, top1_err=3.8,
+                params=55_800_000, figures="Sec. 3, with dropout (published 55.8M)",
+                notes="CIFAR-100 18.3")
 def wrn40_10(*, num_classes: int = 10, dropout: float = 0.0,
              drop_path_rate: float = 0.0) -> ResNet:
     return _wrn(40, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnext", paper=_RESNEXT, year=2017, **_C10, top1_err=3.58,
-                params=68_100_000,
-                notes="Table 7; CIFAR-100 error 17.31. The published 68.1M is the conv + "
+@register_model(family="resnext", paper=_RESNEXT, year=2017, data=CIFAR10, top1_err=3.58,
+                params=68_100_000, figures="Table 7",
+                notes="CIFAR-100 error 17.31. The published 68.1M is the conv + "
                       "linear weights (68.05M); with BN this net has 68.16M")
 def resnext29_16x64d(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
     # Sec. 5.3: three stages of three bottlenecks, 16 groups of width 64 in the first

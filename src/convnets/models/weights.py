@@ -19,7 +19,9 @@ and nothing a user does with it afterwards would say why.
 
 Every refusal is a :class:`WeightsError`: one line that names the file and says what is
 wrong with it (empty, not a weights file, truncated, holds code, a tensor that does not
-fit, ...).
+fit, ...). A path that does not exist is a :class:`WeightsNotFoundError`, which is also
+the :class:`~convnets.errors.NotFoundError` (a ``FileNotFoundError``) that a missing run
+or image raises.
 """
 from __future__ import annotations
 
@@ -33,9 +35,10 @@ import torch
 from torch import nn
 
 from ..core import first_line
-from ..errors import WeightsError
+from ..errors import NotFoundError, WeightsError
 
-__all__ = ["read_state_dict", "load_weights", "check_state_dict", "check_fits"]
+__all__ = ["WeightsNotFoundError", "read_state_dict", "load_weights", "check_state_dict",
+           "check_fits"]
 
 # A safetensors file starts with the 8-byte little-endian length of its JSON header;
 # the safetensors library refuses headers above 100 MB, and so do we, before reading one.
@@ -47,13 +50,18 @@ _WRAPPERS = ("state_dict", "model", "model_state")
 _DDP_PREFIX = "module."
 
 
+class WeightsNotFoundError(WeightsError, NotFoundError):
+    """A weights path that does not exist: caught by ``except WeightsError`` like every
+    other refusal, and by ``except FileNotFoundError`` like every other missing path."""
+
+
 # --- reading ---------------------------------------------------------------------------
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, by name, without executing code from the file."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsNotFoundError(f"weights file not found: {path}")
     if not os.path.isfile(path):
         raise WeightsError(f"{path} is not a file")
     size = os.path.getsize(path)

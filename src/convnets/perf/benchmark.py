@@ -33,7 +33,7 @@ from torch import nn
 
 from ..core import autocast, local_device, parse_input_size  # the engine's own mixed precision, timed as it trains
 from ..errors import ConfigError
-from ..models.registry import create_model, model_info
+from ..models.registry import create_model, list_models, model_info
 from .allocator import keep_freed_memory
 from .optimize import PRECISIONS
 from .optimize import optimize as optimize_model
@@ -41,17 +41,6 @@ from .profile import check_input_size, count_flops, saved_tensor_bytes
 
 __all__ = ["BenchResult", "SideResult", "benchmark", "counterpart", "format_result", "matmul_ceiling"]
 
-# Our name -> (library, their name). Only architectures that match ours layer for layer.
-_TORCHVISION = {n: n for n in ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
-                               "vgg16_bn", "vgg19", "vgg19_bn", "googlenet", "inception_v3",
-                               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-                               "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
-                               "densenet121", "densenet169", "densenet201"]}
-_TIMM = {n: n for n in ["seresnet50", "seresnet101", "seresnet152", "seresnext50_32x4d",
-                        "seresnext101_32x4d", "inception_v4", "inception_resnet_v2",
-                        "inception_v3", "dpn92", "dpn98", "resnet18", "resnet34", "resnet50",
-                        "resnet101", "resnet152", "densenet121", "densenet169", "densenet201",
-                        "densenet264", "vgg11", "vgg13", "vgg16", "vgg19"]}
 # GUNN networks are their SUNN twins with the layers updated in sequence.
 _SUNN = {"gunn15": "sunn15", "gunn18": "sunn18", "gunn24": "sunn24", "wide_gunn18": "wide_sunn18"}
 
@@ -102,9 +91,21 @@ class BenchResult:
         return asdict(self)
 
 
+def _counterparts(library: str) -> dict[str, str] | None:
+    """Our name -> theirs in ``library``: the registry's ``torchvision``/``timm`` fields
+    (architectures that match ours layer for layer), or our SUNN twins."""
+    if library == "sunn":
+        return _SUNN
+    if library not in ("torchvision", "timm"):
+        return None
+    infos = (model_info(n) for n in list_models())
+    return {i.name: theirs for i in infos
+            if (theirs := i.torchvision if library == "torchvision" else i.timm)}
+
+
 def counterpart(name: str, library: str) -> str:
     """Their name for our model ``name`` in ``library`` (torchvision, timm or sunn)."""
-    table = {"torchvision": _TORCHVISION, "timm": _TIMM, "sunn": _SUNN}.get(library)
+    table = _counterparts(library)
     if table is None:
         raise ConfigError.of("compare", f"{library!r} is not one of torchvision, timm, sunn")
     if name not in table:

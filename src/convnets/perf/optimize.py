@@ -50,6 +50,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ConfigError
+from ..models.layers import ConvNet
 
 __all__ = ["OptimizedModel", "optimize", "fold_batch_norms", "PRECISIONS"]
 
@@ -241,8 +242,9 @@ def optimize(model: nn.Module, precision: str = "fp32", compile: bool = False, *
     (fp32 / bf16 / fp16), optionally ``torch.compile``d. ``model`` is not modified.
 
     ``input_size`` (C, H, W) is the image size of the one forward pass that finds the
-    conv -> BN pairs; the default is the first convolution's input channels at 224 x 224.
-    Models with a fixed-size head (LeNet-5: 1 x 32 x 32) need it given.
+    conv -> BN pairs; the default is the size the model was registered for (LeNet-5:
+    1 x 32 x 32, whose head takes no other), or for a model built otherwise the first
+    convolution's input channels at 224 x 224.
     """
     if precision not in PRECISIONS:
         raise ConfigError.of("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -253,6 +255,8 @@ def optimize(model: nn.Module, precision: str = "fp32", compile: bool = False, *
     work = copy.deepcopy(model).float().eval()
     for p in work.parameters():
         p.requires_grad_(False)
+    if input_size is None and isinstance(model, ConvNet):
+        input_size = model.default_input_size
     if input_size is None:
         first = next((m for m in work.modules() if isinstance(m, nn.Conv2d)), None)
         input_size = (first.in_channels if first is not None else 3, 224, 224)

@@ -1,0 +1,426 @@
+"""GUNN's gradual update at the simultaneous price (Qiao et al. 2018, Section 3.4, Algorithm 1).
+
+Written out naively, Eq. 4 makes autograd keep one full copy of the N-channel state per
+segment (every segment's first convolution saves the state it read). Algorithm 1 avoids
+that: the forward pass updates one state buffer in place, and the backward pass walks
+the segments in reverse, rebuilding each segment's input state from the layer's output
+by writing the original segment back (``y_c <- x_c`` for c in c_i). What is kept for
+backward is then the input, the output and each unit's inner activations, which sum
+over the segments to exactly what the simultaneous layer keeps.
+
+The state is held as one (B*H*W, N) matrix (channels last), so that a segment is a block
+of columns and every 1x1 convolution is a single matrix product. A segment's first
+convolution and its projection shortcut read the same state, so they are one product,
+and their batch norms one call over the joined channels (batch norm is per channel).
+
+Every group of tensors travels as a named record: a unit's parameters (and their
+gradients) as :class:`UnitParams`, the projection's as :class:`ShortcutParams`, what one
+unit keeps for one segment's backward pass as :class:`UnitSaved`. Autograd wants flat
+tuples of tensors (``apply``'s arguments, ``save_for_backward``, ``backward``'s result);
+:class:`LayerParams` and :class:`_Tape` are the only places that flatten and rebuild them.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batchnorm import running_factor, sync_backward, sync_forward, sync_group
+
+if TYPE_CHECKING:
+    from .gunn import BottleneckUnits, GunnLayer
+
+__all__ = ["LayerParams", "UnitParams", "ShortcutParams", "UnitSaved", "fast_supported",
+           "gradual_update"]
+
+
+# --- named records ---------------------------------------------------------------------
+
+class UnitParams(NamedTuple):
+    """One stacked unit's parameters, or their gradients (``BottleneckUnits``' tensors)."""
+
+    conv1: torch.Tensor
+    bn1_weight: torch.Tensor
+    bn1_bias: torch.Tensor
+    conv2: torch.Tensor
+    bn2_weight: torch.Tensor
+    bn2_bias: torch.Tensor
+    conv3: torch.Tensor
+    bn3_weight: torch.Tensor
+    bn3_bias: torch.Tensor
+
+
+class ShortcutParams(NamedTuple):
+    """The stacked projection shortcut's parameters, or their gradients."""
+
+    conv: torch.Tensor
+    bn_weight: torch.Tensor
+    bn_bias: torch.Tensor
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    """A layer's parameters in the order the fast update takes and returns them: every
+    unit's, then the shortcut's. ``flat``/``from_flat`` are the one flattening."""
+
+    units: tuple[UnitParams, ...]
+    shortcut: ShortcutParams | None
+
+    @classmethod
+    def of(cls, layer: "GunnLayer") -> "LayerParams":
+        units = tuple(UnitParams(u.conv1.weight, u.bn1.weight, u.bn1.bias, u.conv2.weight,
+                                 u.bn2.weight, u.bn2.bias, u.conv3.weight, u.bn3.weight, u.bn3.bias)
+                      for u in layer.units)
+        shortcut = None
+        if layer.shortcut is not None:
+            conv, bn = layer.shortcut[0], layer.shortcut[1]
+            shortcut = ShortcutParams(conv.weight, bn.weight, bn.bias)
+        return cls(units, shortcut)
+
+    def flat(self) -> list[torch.Tensor]:
+        return [t for u in self.units for t in u] + list(self.shortcut or ())
+
+    @staticmethod
+    def count(layer: "GunnLayer") -> int:
+        """How many tensors ``flat`` gives for ``layer``."""
+        shortcut = len(ShortcutParams._fields) if layer.shortcut is not None else 0
+        return len(UnitParams._fields) * len(layer.units) + shortcut
+
+    @classmethod
+    def from_flat(cls, layer: "GunnLayer", flat) -> "LayerParams":
+        if len(flat) != cls.count(layer):
+            raise ValueError(f"{len(flat)} tensors are not the parameters of this layer")
+        n = len(UnitParams._fields)
+        units = tuple(UnitParams._make(flat[m * n:(m + 1) * n]) for m in range(len(layer.units)))
+        rest = flat[len(units) * n:]
+        return cls(units, ShortcutParams._make(rest) if layer.shortcut is not None else None)
+
+    def cast(self, dtype: torch.dtype) -> "LayerParams":
+        """Convolution weights in ``dtype`` (autocast's rule), batch norm's kept as they are."""
+        def low(t: torch.Tensor) -> torch.Tensor:
+            return t.to(dtype) if t.dim() > 1 else t
+        return LayerParams(tuple(UnitParams(*map(low, u)) for u in self.units),
+                           ShortcutParams(*map(low, self.shortcut)) if self.shortcut else None)
+
+
+class UnitSaved(NamedTuple):
+    """What one unit's forward pass for one segment keeps for the backward pass: each
+    convolution's output before its BN, that BN's batch mean and inverse std, each ReLU's
+    output, and (units after the first) the unit's input; the first reads the state,
+    which the backward pass rebuilds instead."""
+
+    h: torch.Tensor
+    bn1_mean: torch.Tensor
+    bn1_invstd: torch.Tensor
+    r1: torch.Tensor
+    c2: torch.Tensor
+    bn2_mean: torch.Tensor
+    bn2_invstd: torch.Tensor
+    r2: torch.Tensor
+    c3: torch.Tensor
+    bn3_mean: torch.Tensor
+    bn3_invstd: torch.Tensor
+    g_in: torch.Tensor | None
+
+
+@dataclass
+class _Tape:
+    """Everything the backward pass reads: the layer's input and output, its parameters,
+    and per segment (outer) and unit (inner) a :class:`UnitSaved`."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    params: LayerParams
+    segments: list[list[UnitSaved]]
+
+    def tensors(self) -> tuple[torch.Tensor | None, ...]:
+        """The flat tuple ``save_for_backward`` takes (None for a first unit's ``g_in``)."""
+        return (self.x, self.y, *self.params.flat(),
+                *(t for seg in self.segments for rec in seg for t in rec))
+
+    @classmethod
+    def from_tensors(cls, layer: "GunnLayer", tensors) -> "_Tape":
+        x, y, *rest = tensors
+        n_params = LayerParams.count(layer)
+        params = LayerParams.from_flat(layer, rest[:n_params])
+        saved, n, units = rest[n_params:], len(UnitSaved._fields), len(layer.units)
+        records = [UnitSaved._make(saved[k:k + n]) for k in range(0, len(saved), n)]
+        return cls(x, y, params, [records[i:i + units] for i in range(0, len(records), units)])
+
+
+class _BnRows(NamedTuple):
+    """A stacked batch norm's parameters and statistics viewed as (P, channels): row i is
+    segment i's. ``factor`` and ``eps`` are its running-average factor and epsilon."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    factor: float
+    eps: float
+
+    @classmethod
+    def of(cls, bn: nn.BatchNorm2d, weight: torch.Tensor, bias: torch.Tensor,
+           segments: int) -> "_BnRows":
+        return cls(weight.view(segments, -1), bias.view(segments, -1),
+                   bn.running_mean.view(segments, -1), bn.running_var.view(segments, -1),
+                   running_factor(bn), bn.eps)
+
+    def joined(self, other: "_BnRows") -> "_BnRows":
+        """Each segment's channels of ``self`` followed by those of ``other``."""
+        return _BnRows(*(torch.cat([a, b], 1) for a, b in zip(self[:4], other[:4])),
+                       self.factor, self.eps)
+
+
+class _UnitView:
+    """One stacked unit's weights viewed per segment: index [i] gives segment i's rows.
+    The first unit of a layer with a projection shortcut carries the shortcut's rows
+    after its own (``extra`` of them) in ``w1`` and ``bn1``."""
+
+    def __init__(self, mod: "BottleneckUnits", p: UnitParams, segments: int,
+                 shortcut: tuple[nn.BatchNorm2d, ShortcutParams] | None) -> None:
+        P, w, o = segments, mod.width, mod.out
+        self.width, self.extra = w, 0
+        self.w1 = p.conv1.reshape(P, w, -1)
+        self.bn1 = _BnRows.of(mod.bn1, p.bn1_weight, p.bn1_bias, P)
+        if shortcut is not None:  # join the projection (rows of the shortcut conv + BN)
+            bn, sp = shortcut
+            self.extra = o
+            self.w1 = torch.cat([self.w1, sp.conv.reshape(P, o, -1)], 1)
+            self.bn1 = self.bn1.joined(_BnRows.of(bn, sp.bn_weight, sp.bn_bias, P))
+        self.w2 = p.conv2.view(P, w, w, *p.conv2.shape[2:])
+        self.bn2 = _BnRows.of(mod.bn2, p.bn2_weight, p.bn2_bias, P)
+        self.w3 = p.conv3.reshape(P, o, w)
+        self.bn3 = _BnRows.of(mod.bn3, p.bn3_weight, p.bn3_bias, P)
+
+    def zero_grads(self) -> UnitParams:
+        """Gradient accumulators in this view's stacked (P, ...) layout."""
+        z = torch.zeros_like
+        return UnitParams(z(self.w1), z(self.bn1.weight), z(self.bn1.bias), z(self.w2),
+                          z(self.bn2.weight), z(self.bn2.bias), z(self.w3), z(self.bn3.weight),
+                          z(self.bn3.bias))
+
+
+def _views(layer: "GunnLayer", params: LayerParams) -> list[_UnitView]:
+    shortcut = None
+    if params.shortcut is not None:
+        shortcut = (layer.shortcut[1], params.shortcut)
+    return [_UnitView(mod, p, layer.segments, shortcut if m == 0 else None)
+            for m, (mod, p) in enumerate(zip(layer.units, params.units))]
+
+
+class _Norm:
+    """Batch norm in the fast update: the native kernels, or, when the layer's batch norms are
+    synchronised over processes (see ``batchnorm.py``), the same computation with the forward
+    statistics and the two backward sums all-reduced for each batch norm of each segment, in
+    the same order on every process. Every batch norm of a layer normalises the same B*H*W
+    rows per process, so one set of counts serves them all."""
+
+    def __init__(self, layer: "GunnLayer") -> None:
+        self.group, self.counts = sync_group(layer.units[0].bn1), None
+
+    def forward(self, x: torch.Tensor, bn: _BnRows, i: int, train: bool):
+        weight, bias = bn.weight[i], bn.bias[i]
+        running_mean, running_var = bn.running_mean[i], bn.running_var[i]
+        if self.group is None:
+            return torch.native_batch_norm(x, weight, bias, running_mean, running_var, train,
+                                           bn.factor, bn.eps)
+        y, mean, invstd, self.counts = sync_forward(x, weight, bias, running_mean, running_var,
+                                                    bn.factor, bn.eps, self.group)
+        return y, mean, invstd
+
+    def backward(self, grad, x, bn: _BnRows, i: int, mean, invstd, train: bool):
+        if self.group is None:
+            return torch.ops.aten.native_batch_norm_backward(
+                grad, x, bn.weight[i], bn.running_mean[i], bn.running_var[i], mean, invstd, train,
+                bn.eps, [True, True, True])
+        return sync_backward(grad, x, bn.weight[i], mean, invstd, self.counts, self.group)
+
+
+_nothing = contextlib.nullcontext
+
+
+def _autocast_on(x: torch.Tensor) -> bool:
+    # The meta device (FLOP counting, summaries) has no autocast state to ask about.
+    return x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)
+
+
+def fast_supported(layer: "GunnLayer") -> bool:
+    """Whether the layer's batch norms are ones the fast update reproduces exactly."""
+    bns = [bn for u in layer.units for bn in (u.bn1, u.bn2, u.bn3)]
+    if layer.shortcut is not None:
+        bns.append(layer.shortcut[1])
+    if not all(isinstance(b, nn.BatchNorm2d) and b.bias is not None and b.track_running_stats
+               for b in bns):
+        return False
+    if any(sync_group(b) is not sync_group(bns[0]) for b in bns):  # one _Norm for the layer
+        return False
+    if layer.shortcut is not None:  # joined with bn1 of the first unit
+        a, b = layer.units[0].bn1, layer.shortcut[1]
+        return (a.eps, a.momentum) == (b.eps, b.momentum)
+    return True
+
+
+def _layer_params(layer: "GunnLayer") -> list[torch.Tensor]:
+    """The parameters in the flat order ``_GradualUpdate.apply`` takes them."""
+    return LayerParams.of(layer).flat()
+
+
+def _matrix(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B*H*W, C); a view when ``x`` is channels last."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _matrix_copy(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format).view(-1, x.shape[1])
+
+
+def _image(m: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """(B*H*W, C) -> a channels-last (B, C, H, W) view."""
+    b, _, h, w = shape
+    return m.view(b, h, w, m.shape[1]).permute(0, 3, 1, 2)
+
+
+# --- forward and backward ---------------------------------------------------------------
+
+def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
+                  saved: list[list[UnitSaved]] | None, norm: _Norm) -> torch.Tensor:
+    """Eq. 4 in one in-place state buffer; appends each segment's records to ``saved``."""
+    o, shape, train = layer.seg_channels, x.shape, layer.units[0].bn1.training
+    units = _views(layer, params)
+    state = _matrix_copy(x)
+    for i in range(layer.segments):
+        g, side = state, None  # the first unit reads the whole current state
+        records: list[UnitSaved] = []
+        for m, u in enumerate(units):
+            h = torch.mm(g, u.w1[i].t())
+            a1, m1, s1 = norm.forward(h, u.bn1, i, train)
+            if u.extra:
+                r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
+            else:
+                r1 = a1.relu_()
+            c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
+            a2, m2, s2 = norm.forward(c2, u.bn2, i, train)
+            r2 = a2.relu_()
+            c3 = torch.mm(r2, u.w3[i].t())
+            a3, m3, s3 = norm.forward(c3, u.bn3, i, train)
+            records.append(UnitSaved(h=h, bn1_mean=m1, bn1_invstd=s1, r1=r1, c2=c2, bn2_mean=m2,
+                                     bn2_invstd=s2, r2=r2, c3=c3, bn3_mean=m3, bn3_invstd=s3,
+                                     g_in=g if m else None))
+            g = a3 if m == 0 else g + a3
+        if saved is not None:
+            saved.append(records)
+        if side is not None:
+            g = g + side
+        seg = state[:, i * o:(i + 1) * o]
+        seg.add_(g) if layer.residual else seg.copy_(g)
+    if train and layer.shortcut is not None:  # write back the joined running statistics
+        w, joined = units[0].width, units[0].bn1
+        first, short = layer.units[0].bn1, layer.shortcut[1]
+        for both, own, theirs in ((joined.running_mean, first.running_mean, short.running_mean),
+                                  (joined.running_var, first.running_var, short.running_var)):
+            own.view(layer.segments, w).copy_(both[:, :w])
+            theirs.view(layer.segments, o).copy_(both[:, w:])
+    y = _image(state, shape)
+    return y.contiguous() if x.is_contiguous() else y
+
+
+def _unit_backward(u: _UnitView, rec: UnitSaved, gr: UnitParams, i: int, dg: torch.Tensor,
+                   d_out: torch.Tensor, shape, norm: _Norm, train: bool) -> torch.Tensor:
+    """Back through one unit for segment ``i``: fills row ``i`` of the gradients ``gr`` and
+    returns the gradient at the first 1x1 convolution's output (before its BN)."""
+    dc3, gr.bn3_weight[i], gr.bn3_bias[i] = norm.backward(dg, rec.c3, u.bn3, i, rec.bn3_mean,
+                                                          rec.bn3_invstd, train)
+    gr.conv3[i] = torch.mm(dc3.t(), rec.r2)
+    da2 = torch.ops.aten.threshold_backward(torch.mm(dc3, u.w3[i]), rec.r2, 0)
+    dc2, gr.bn2_weight[i], gr.bn2_bias[i] = norm.backward(da2, rec.c2, u.bn2, i, rec.bn2_mean,
+                                                          rec.bn2_invstd, train)
+    dr1, gr.conv2[i], _ = torch.ops.aten.convolution_backward(
+        _image(dc2, shape), _image(rec.r1, shape), u.w2[i], None, [1, 1], [1, 1], [1, 1],
+        False, [0, 0], 1, [True, True, False])
+    da1 = torch.ops.aten.threshold_backward(_matrix(dr1), rec.r1, 0)
+    if u.extra:  # the projection shortcut's BN output is added to G_i directly
+        da1 = torch.cat([da1, d_out], 1)
+    dh, gr.bn1_weight[i], gr.bn1_bias[i] = norm.backward(da1, rec.h, u.bn1, i, rec.bn1_mean,
+                                                         rec.bn1_invstd, train)
+    return dh
+
+
+class _GradualUpdate(torch.autograd.Function):
+    """Algorithm 1 as an autograd function: gradients equal those of ``_gradual_reference``.
+    Takes and returns the parameters flat, in :meth:`LayerParams.flat`'s order."""
+
+    @staticmethod
+    def forward(ctx, layer: "GunnLayer", x: torch.Tensor, *flat: torch.Tensor) -> torch.Tensor:
+        params = LayerParams.from_flat(layer, flat)
+        saved: list[list[UnitSaved]] = []
+        norm = _Norm(layer)
+        y = _gradual_fast(layer, x, params, saved, norm)
+        ctx.layer, ctx.norm = layer, norm
+        ctx.train = layer.units[0].bn1.training
+        ctx.save_for_backward(*_Tape(x, y, params, saved).tensors())
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor):
+        layer, train, norm = ctx.layer, ctx.train, ctx.norm
+        tape = _Tape.from_tensors(layer, ctx.saved_tensors)
+        x, shape, o = tape.x, tape.x.shape, layer.seg_channels
+        units = _views(layer, tape.params)
+        grads = [u.zero_grads() for u in units]
+        grad = _matrix_copy(grad_y)   # dL/d(current state), updated in place (Eq. 6)
+        state = _matrix_copy(tape.y)  # the state, rebuilt segment by segment
+        x_cl, state_cl = x.permute(0, 2, 3, 1), state.view(shape[0], shape[2], shape[3], -1)
+        for i in reversed(range(layer.segments)):
+            lo, hi = i * o, (i + 1) * o
+            state_cl[..., lo:hi] = x_cl[..., lo:hi]  # Algorithm 1: y_c <- x_c for c in c_i
+            d_out = grad[:, lo:hi].clone()
+            if not layer.residual:  # y_i = G_i(state): no identity path back to x_i
+                grad[:, lo:hi].zero_()
+            dg = d_out
+            for u, rec, gr in reversed(list(zip(units, tape.segments[i], grads))):
+                dh = _unit_backward(u, rec, gr, i, dg, d_out, shape, norm, train)
+                if rec.g_in is None:  # the first unit read the state
+                    gr.conv1[i] = torch.mm(dh.t(), state)
+                    grad.addmm_(dh, u.w1[i])
+                else:
+                    gr.conv1[i] = torch.mm(dh.t(), rec.g_in)
+                    dg = dg + torch.mm(dh, u.w1[i])
+        unit_grads, shortcut = [], None
+        for u, gr, p in zip(units, grads, tape.params.units):
+            if u.extra:  # split the shortcut's rows off the joined first unit
+                w = u.width
+                shortcut = ShortcutParams(gr.conv1[:, w:], gr.bn1_weight[:, w:], gr.bn1_bias[:, w:])
+                gr = gr._replace(conv1=gr.conv1[:, :w], bn1_weight=gr.bn1_weight[:, :w],
+                                 bn1_bias=gr.bn1_bias[:, :w])
+            unit_grads.append(UnitParams(*(g.reshape(t.shape) for g, t in zip(gr, p))))
+        if shortcut is not None:
+            shortcut = ShortcutParams(*(g.reshape(t.shape)
+                                        for g, t in zip(shortcut, tape.params.shortcut)))
+        dx = _image(grad, shape)
+        return (None, dx.contiguous() if x.is_contiguous() else dx,
+                *LayerParams(tuple(unit_grads), shortcut).flat())
+
+
+def gradual_update(layer: "GunnLayer", x: torch.Tensor) -> torch.Tensor:
+    """The layer's gradual update of ``x`` by Algorithm 1 (batches already counted)."""
+    params = LayerParams.of(layer)
+    if _autocast_on(x):
+        # Mixed precision as autocast would do it: convolutions (here matrix products)
+        # in the low precision, batch norm with float32 parameters and statistics. The
+        # casts happen out here, so autograd returns float32 gradients to the weights,
+        # and the hand-written backward never depends on autocast's state.
+        low = torch.get_autocast_dtype(x.device.type)
+        params = params.cast(low)
+        x = x.to(low)
+    flat = params.flat()
+    with torch.autocast(x.device.type, enabled=False) if x.device.type != "meta" else _nothing():
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in flat)):
+            return _GradualUpdate.apply(layer, x, *flat)
+        with torch.no_grad():
+            return _gradual_fast(layer, x, params, None, _Norm(layer))
