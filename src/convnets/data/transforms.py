@@ -28,6 +28,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..errors import ConfigError
+from ..models.conventions import IMAGENET_MEAN, IMAGENET_STD
 from .augment import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, MAX_ASPECT, ColorJitter, Jigsaw, Lighting,
                       MatchChannels, ShorterSideResize, match_stats)
 
@@ -36,10 +37,6 @@ __all__ = [
     "ColorJitter", "Jigsaw", "Lighting", "MatchChannels", "ShorterSideResize", "MAX_ASPECT",
     "Preset", "Stages", "PRESETS", "build_transform", "list_presets", "match_stats",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _resize_side(size: int) -> int:
     """The resize side for a crop of ``size``: the papers' 256 for 224."""

@@ -14,14 +14,15 @@ import torch
 
 from ...core import first_line
 from ...errors import DataError
+from ...models.conventions import CIFAR10_MEAN, CIFAR10_STD
 from ..arrays import ArrayDataset
 from ..folders import require_folder
 from ..safe_pickle import restricted_pickle_load
 from . import Opened, Request, register_source
 
 # Per-channel statistics of the training images, values in [0, 1] (population std over
-# all pixels of the 50,000 training images).
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+# all pixels of the 50,000 training images); CIFAR-10's are also the CIFAR models'
+# registered normalisation, so they live with the model conventions.
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 
 
