@@ -298,3 +298,20 @@ def test_he_init_option_keeps_the_per_segment_fan_out():
     torch.manual_seed(0)
     model = init_he(convnets.create_model("gunn15"))
     assert _check_stds(model, rel=0.05) == 17
+
+
+def test_every_gunn_names_its_sunn_twin_and_the_twin_has_its_parameters():
+    """The benchmark races a GUNN against ModelInfo.twin: the same tensors, applied at once."""
+    from convnets import create_model, list_models, model_info
+
+    gunns = [n for n in list_models("*gunn*") if model_info(n).twin]
+    assert sorted(gunns) == ["gunn15", "gunn18", "gunn24", "wide_gunn18"]
+    for name in gunns:
+        twin = model_info(name).twin
+        assert model_info(twin).params == model_info(name).params
+        with torch.device("meta"):
+            ours, theirs = create_model(name), create_model(twin)
+        assert {k: v.shape for k, v in ours.state_dict().items()} == \
+               {k: v.shape for k, v in theirs.state_dict().items()}
+        assert all(layer.gradual for layer in ours.gunn_layers())
+        assert not any(layer.gradual for layer in theirs.gunn_layers())

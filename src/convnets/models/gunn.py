@@ -288,7 +288,7 @@ _WIDE18 = dict(stages=[(1200, 30), (1600, 40), (2000, 50), (2000, 50)], imagenet
 
 
 @register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=4.15,
-                params=1_585_746, figures="Tables 1, 3",
+                params=1_585_746, twin="sunn15", figures="Tables 1, 3",
                 notes="C100 error 20.45 with 1,618,236 parameters")
 def gunn15(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN15, gradual=gradual, num_classes=num_classes)
@@ -308,7 +308,7 @@ def gunn15_nores(*, num_classes: int = 10) -> GunnNet:
 
 
 @register_model(family="gunn", paper=_PAPER, year=2018, data=CIFAR10, top1_err=3.21,
-                params=29_534_106, figures="Tables 3, 5",
+                params=29_534_106, twin="sunn24", figures="Tables 3, 5",
                 notes="C100 error 16.69 with 29,631,396 parameters")
 def gunn24(*, num_classes: int = 10, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN24, gradual=gradual, num_classes=num_classes)
@@ -321,7 +321,7 @@ def sunn24(*, num_classes: int = 10) -> GunnNet:
 
 
 @register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, top1_err=21.65,
-                top5_err=5.87, params=28_909_736, figures="Tables 2, 4")
+                top5_err=5.87, params=28_909_736, twin="sunn18", figures="Tables 2, 4")
 def gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_GUNN18, gradual=gradual, num_classes=num_classes)
 
@@ -333,7 +333,7 @@ def sunn18(*, num_classes: int = 1000) -> GunnNet:
 
 
 @register_model(family="gunn", paper=_PAPER, year=2018, data=IMAGENET, top1_err=20.59,
-                top5_err=5.52, params=45_624_936, figures="Table 4")
+                top5_err=5.52, params=45_624_936, twin="wide_sunn18", figures="Table 4")
 def wide_gunn18(*, num_classes: int = 1000, gradual: bool = True) -> GunnNet:
     return GunnNet(**_WIDE18, gradual=gradual, num_classes=num_classes)
 

@@ -56,7 +56,9 @@ class ModelInfo:
     computation). Where torchvision has none, timm's checkpoints load (``weights_from``).
 
     ``eval_preset``, ``mean`` and ``std`` are how the model's images are evaluated
-    (:mod:`convnets.models.conventions`).
+    (:mod:`convnets.models.conventions`). ``twin`` names a GUNN's simultaneously updated
+    twin (SUNN, the same parameters applied at once: the paper's baseline), the network
+    it is measured against.
     """
 
     name: str
@@ -75,6 +77,7 @@ class ModelInfo:
     figures: str = ""
     torchvision: str | None = None
     timm: str | None = None
+    twin: str | None = None
     notes: str = ""
 
     @property
@@ -111,6 +114,7 @@ def register_model(
     figures: str = "",
     torchvision: str | None = None,
     timm: str | None = None,
+    twin: str | None = None,
     notes: str = "",
     name: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -132,7 +136,8 @@ def register_model(
             name=key, family=family, paper=paper, year=year, input_size=tuple(data.input_size),
             num_classes=data.num_classes, dataset=data.dataset, eval_preset=data.eval_preset,
             mean=tuple(data.mean), std=tuple(data.std), top1_err=top1_err, top5_err=top5_err,
-            params=params, figures=figures, torchvision=torchvision, timm=timm, notes=notes,
+            params=params, figures=figures, torchvision=torchvision, timm=timm, twin=twin,
+            notes=notes,
         )
         return builder
 

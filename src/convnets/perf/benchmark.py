@@ -42,9 +42,6 @@ from .profile import check_input_size, count_flops, saved_tensor_bytes
 __all__ = ["BenchResult", "SideResult", "benchmark", "counterpart", "format_result", "matmul_ceiling"]
 
 # GUNN networks are their SUNN twins with the layers updated in sequence.
-_SUNN = {"gunn15": "sunn15", "gunn18": "sunn18", "gunn24": "sunn24", "wide_gunn18": "wide_sunn18"}
-
-
 @dataclass
 class SideResult:
     """One model's figures (see the module docstring for the conventions)."""
@@ -94,13 +91,11 @@ class BenchResult:
 def _counterparts(library: str) -> dict[str, str] | None:
     """Our name -> theirs in ``library``: the registry's ``torchvision``/``timm`` fields
     (architectures that match ours layer for layer), or our SUNN twins."""
-    if library == "sunn":
-        return _SUNN
-    if library not in ("torchvision", "timm"):
+    if library not in ("torchvision", "timm", "sunn"):
         return None
+    field = {"sunn": "twin"}.get(library, library)
     infos = (model_info(n) for n in list_models())
-    return {i.name: theirs for i in infos
-            if (theirs := i.torchvision if library == "torchvision" else i.timm)}
+    return {i.name: theirs for i in infos if (theirs := getattr(i, field))}
 
 
 def counterpart(name: str, library: str) -> str:
@@ -237,7 +232,7 @@ def benchmark(model: str, *, mode: str = "infer", batch: int = 16,
             else tuple(info.input_size))
     check_input_size(model, size)
     allocator = keep_freed_memory()  # process-wide: every side runs under the same malloc
-    if compare is None and model in _SUNN:
+    if compare is None and info.twin:
         compare = "sunn"
     their_name = counterpart(model, compare) if compare else None
 
