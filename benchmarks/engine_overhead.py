@@ -15,7 +15,7 @@ the machine's speed during the benchmark falls on both sides alike; the ratio of
 medians is reported, and the median of the paired ratios. Each line also shows the
 process's minor page faults during the run (``getrusage``), since freeing and
 re-allocating large tensors costs the kernel page zeroing on both sides. The engine keeps
-freed memory for reuse (``convnets.perf.allocator``); that setting is process-wide, so the
+freed memory for reuse (``convnets.allocator``); that setting is process-wide, so the
 script applies it before the first run and both sides run under it; with
 ``CONVNETS_MALLOC=system`` both run under glibc's defaults.
 
@@ -124,7 +124,7 @@ def main() -> None:
                    help="only time the per-epoch checkpoint and metrics writes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from convnets.perf.allocator import keep_freed_memory
+    from convnets.allocator import keep_freed_memory
 
     print(f"malloc: keep_freed_memory() -> {keep_freed_memory()} (both sides)")
     per_epoch_costs()

@@ -6,7 +6,7 @@ fp32 loop against convnets the way `convnets train --channels-last --amp bf16` r
 engine's autocast). Each row is reported as images/s relative to torchvision's plain fp32,
 from medians; the optimized bf16 row also as achieved GFLOP/s over a bf16 2048^2 matrix
 product timed just before (FLOPs = 2 x multiply-adds). Every side runs under the malloc
-setting the `convnets` command applies (`convnets.perf.allocator`; `CONVNETS_MALLOC=system`
+setting the `convnets` command applies (`convnets.allocator`; `CONVNETS_MALLOC=system`
 keeps glibc's defaults for all of them). Usage:
 
     PYTHONPATH=src python benchmarks/resnet50_targets.py [--batch 16] [--rounds 5]
@@ -21,7 +21,7 @@ import torch
 import torchvision
 
 import convnets
-from convnets.perf.allocator import keep_freed_memory
+from convnets.allocator import keep_freed_memory
 from convnets.perf.benchmark import _step_fn, matmul_ceiling
 from convnets.perf.profile import count_flops
 from convnets.perf.optimize import optimize

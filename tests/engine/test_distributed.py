@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from convnets.engine import distributed as ddp
-from convnets.engine.train import train_one_epoch
+from convnets.engine.epoch import train_one_epoch
 
 B, STEPS, SEED = 8, 4, 5
 

@@ -17,7 +17,9 @@ from convnets.engine import distributed as ddp
 from convnets.engine.config import RECIPES, TrainConfig, recipe_config
 from convnets.engine.init import init_lsuv
 from convnets.engine.runs import evaluate_targets
-from convnets.engine.train import NonFiniteError, fit, lr_factor, train_one_epoch
+from convnets.engine.epoch import NonFiniteError, train_one_epoch
+from convnets.engine.schedules import lr_factor
+from convnets.engine.train import fit
 
 SIZE = (1, 32, 32)
 
@@ -347,7 +349,7 @@ def test_existing_run_dir_is_never_overwritten(tmp_path, capsys):
 
 
 def test_auxiliary_classifiers_add_their_weighted_losses():
-    from convnets.engine.train import _logits_and_loss
+    from convnets.engine.epoch import _logits_and_loss
 
     torch.manual_seed(0)
     main, aux1, aux2 = torch.randn(3, 4, 5).unbind(0)

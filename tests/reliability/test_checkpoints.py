@@ -12,7 +12,8 @@ from convnets.data import open_dataset
 from convnets.engine import checkpoint as ckpt
 from convnets.engine.config import TrainConfig
 from convnets.engine.logs import read_history
-from convnets.engine.train import NonFiniteError, fit
+from convnets.engine.epoch import NonFiniteError
+from convnets.engine.train import fit
 from convnets.errors import CheckpointError
 
 SIZE = (3, 16, 16)

@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         func: Callable[[argparse.Namespace], None] = args.func
-        from ..perf.allocator import keep_freed_memory
+        from ..allocator import keep_freed_memory
 
         keep_freed_memory()  # see its module: fewer page faults in every training/inference step
         func(args)

@@ -12,7 +12,7 @@ __all__ = ["TrainConfig", "RECIPES", "recipe_config", "fit", "train_one_epoch",
 
 _WHERE = {
     "TrainConfig": "config", "RECIPES": "config", "recipe_config": "config",
-    "fit": "train", "train_one_epoch": "train",
+    "fit": "train", "train_one_epoch": "epoch",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "evaluate": "evaluation",
 }

@@ -1,12 +1,13 @@
-"""The training loop: SGD with the papers' schedules, mixed precision, gradient
-accumulation, EMA, snapshot ensembles, exact resume and data parallelism.
+"""A training run: ``fit`` builds everything from a
+:class:`~convnets.engine.config.TrainConfig` (data, model, optimizer, schedule, EMA,
+snapshot ensembles, data parallelism), owns the run directory and resumes it exactly.
 
-``train_one_epoch`` is one pass over a loader with explicit arguments; ``fit`` builds
-everything from a :class:`~convnets.engine.config.TrainConfig` and owns the run directory.
+The pieces it is made of have modules of their own: one pass over a loader
+(:mod:`.epoch`), the optimizers (:mod:`.optim`), the learning-rate schedules
+(:mod:`.schedules`), checkpoints (:mod:`.checkpoint`) and logs (:mod:`.logs`).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -23,136 +24,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .. import allocator
-from ..core import autocast, local_device
-from ..errors import ConfigError, ConvnetsError, RunDirError
+from ..core import local_device
+from ..errors import ConfigError, RunDirError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
 from .config import TrainConfig, load_config, resume_changes
+from .epoch import NonFiniteError, train_one_epoch
+from .optim import build_optimizer
+from .schedules import lr_factor
 from .worker_errors import unwrap_worker_errors
 
-__all__ = ["NonFiniteError", "lr_factor", "build_optimizer", "train_one_epoch", "fit",
-           "default_run_dir"]
-
-
-class NonFiniteError(ConvnetsError):
-    """The loss, a weight or a batch-norm statistic became NaN or infinite; the run stops
-    with its last good checkpoint."""
-
-
-# --- schedules -------------------------------------------------------------------------
-
-def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """The multiplier of ``cfg.lr`` for optimizer step ``s`` (0-based)."""
-    total = cfg.epochs * steps_per_epoch
-    warm = round(cfg.warmup_epochs * steps_per_epoch)
-    cycle = math.ceil(total / cfg.snapshot_ensemble) if cfg.snapshot_ensemble else 0
-
-    def factor(s: int) -> float:
-        if cycle:  # Huang et al. 2017 (snapshot ensembles), Eq. 2: restart every T/M steps
-            return 0.5 * (1.0 + math.cos(math.pi * (s % cycle) / cycle))
-        ramp = 0.01 + 0.99 * s / warm if s < warm else 1.0  # Goyal et al. 2017, Sec. 2.2
-        if cfg.schedule == "cosine":  # Loshchilov & Hutter 2017, without restarts
-            progress = min(1.0, max(0, s - warm) / max(1, total - warm))
-            return ramp * 0.5 * (1.0 + math.cos(math.pi * progress))
-        passed = sum(1 for m in cfg.milestones if s >= m * steps_per_epoch)
-        return ramp * cfg.gamma ** passed
-
-    return factor
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    # dampening 0: the "momentum without dampening" of the DenseNet/GUNN Torch code.
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, dampening=0.0,
-                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-
-
-# --- one epoch -------------------------------------------------------------------------
-
-def _logits_and_loss(out: Any, y: torch.Tensor, criterion: nn.Module,
-                     aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Models with auxiliary classifiers (GoogLeNet, Inception-v3) return (logits, aux...) in
-    training; their losses join the main one weighted by ``aux_weight`` (GoogLeNet Sec. 5)."""
-    if isinstance(out, tuple):
-        logits, *aux = out
-        loss = criterion(logits, y)
-        for extra in aux:
-            if extra is not None:
-                loss = loss + aux_weight * criterion(extra, y)
-        return logits, loss
-    return out, criterion(out, y)
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
-                    device: torch.device, criterion: nn.Module, scheduler: Any = None,
-                    scaler: torch.amp.GradScaler | None = None, amp: str | None = None,
-                    accum_steps: int = 1, ema: nn.Module | None = None,
-                    channels_last: bool = False, env: ddp.DistEnv = ddp.DistEnv(),
-                    epoch: int = 0, progress: bool = False) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, top-1 error (``top1_err``, %), images,
-    seconds and optimizer steps, summed over all processes. Raises :class:`NonFiniteError`."""
-    from tqdm import tqdm
-
-    model.train()
-    aux_weight = getattr(getattr(model, "module", model), "aux_loss_weight", 0.0)
-    n_batches = len(loader)
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, errors, n
-    bad = torch.zeros((), device=device)
-    steps = 0
-    bar = tqdm(total=n_batches * (loader.batch_size or 1), unit="img", unit_scale=True,
-               desc=f"epoch {epoch + 1}", disable=not progress, leave=False, dynamic_ncols=True)
-    start = time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    for i, (x, y) in enumerate(loader):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        group_start = i - i % accum_steps
-        group = min(accum_steps, n_batches - group_start)  # the last group may be short
-        last = i == group_start + group - 1
-        sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
-        with sync:
-            with autocast(device, amp):
-                logits, loss = _logits_and_loss(model(x), y, criterion, aux_weight)
-            # The mean over the accumulated group equals the mean over one batch of that size.
-            scaled = loss / group
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        loss = loss.detach().float()
-        bad += (~torch.isfinite(loss)).float()
-        sums += torch.stack([loss * len(y), (logits.detach().argmax(1) != y).sum(),
-                             torch.tensor(len(y), device=device)]).double()
-        if last:
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None:
-                scheduler.step()
-            if ema is not None:
-                ema.update_parameters(getattr(model, "module", model))
-            steps += 1
-        # A host sync every few steps, not every step, keeps GPUs busy; a NaN found a few
-        # steps late costs nothing, since no checkpoint is written inside an epoch.
-        if (i + 1) % 20 == 0 or i + 1 == n_batches:
-            flag = bad.clone()
-            if env.distributed:
-                dist.all_reduce(flag)
-            if flag.item() > 0:
-                bar.close()
-                raise NonFiniteError(f"the loss became NaN or infinite in epoch {epoch + 1} "
-                                         f"(by batch {i + 1})")
-            bar.set_postfix(loss=f"{sums[0].item() / max(1.0, sums[2].item()):.3f}",
-                            lr=f"{optimizer.param_groups[0]['lr']:.3g}", refresh=False)
-        bar.update(len(y))
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    loss_sum, errors, n = ddp.all_reduce_sum(sums.tolist(), device, env)
-    return {"loss": loss_sum / max(1.0, n), "top1_err": 100.0 * errors / max(1.0, n), "images": n,
-            "seconds": seconds, "steps": steps}
+__all__ = ["fit", "default_run_dir"]
 
 
 # --- the run ---------------------------------------------------------------------------

@@ -117,7 +117,9 @@ def _train(model: nn.Module, name: str, data: Dataset, *, steps: int, seed: int,
            device: torch.device) -> nn.Module:
     """Train ``model`` on ``data`` for ``steps`` SGD steps (see the module docstring)."""
     from ..engine.config import TrainConfig
-    from ..engine.train import build_optimizer, lr_factor, train_one_epoch
+    from ..engine.epoch import train_one_epoch
+    from ..engine.optim import build_optimizer
+    from ..engine.schedules import lr_factor
 
     batch = min(32, len(data))
     per_epoch = math.ceil(len(data) / batch)

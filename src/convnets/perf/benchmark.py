@@ -34,7 +34,7 @@ from torch import nn
 from ..core import autocast, local_device, parse_input_size  # the engine's own mixed precision, timed as it trains
 from ..errors import ConfigError
 from ..models.registry import create_model, list_models, model_info
-from .allocator import keep_freed_memory
+from ..allocator import keep_freed_memory
 from .optimize import PRECISIONS
 from .optimize import optimize as optimize_model
 from .profile import check_input_size, count_flops, saved_tensor_bytes
@@ -326,6 +326,6 @@ def format_result(r: BenchResult) -> str:
                 "saved for backward" if r.mode == "train" else "not measured on CPU inference")
     lines.append(f"FLOPs = 2 x multiply-adds{', train step = 3 x forward' if r.mode == 'train' else ''}; "
                  f"memory: {mem_kind}")
-    lines.append(f"malloc: freed memory kept for reuse ({r.allocator}; see convnets.perf.allocator)"
+    lines.append(f"malloc: freed memory kept for reuse ({r.allocator}; see convnets.allocator)"
                  if r.allocator == "applied" else f"malloc: system defaults ({r.allocator})")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 # size the loop needs (in a training loop: the first steps).
 _PROBE = """
 import json, resource, sys, torch
-from convnets.perf.allocator import keep_freed_memory
+from convnets.allocator import keep_freed_memory
 
 def faults():
     start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -76,7 +76,7 @@ def _fit(run_dir, *options: str) -> dict:
     return _run(
         "import json, torch\nfrom torch.utils.data import TensorDataset\n"
         "from convnets.engine.config import TrainConfig\nfrom convnets.engine.train import fit\n"
-        "from convnets.perf import allocator\n"
+        "from convnets import allocator\n"
         "x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10\n"
         "cfg = TrainConfig(model='resnet20', epochs=1, batch_size=8, workers=0, device='cpu', "
         "input_size=[3, 32, 32])\n"
@@ -85,7 +85,7 @@ def _fit(run_dir, *options: str) -> dict:
 
 
 def test_the_cli_and_the_training_engine_apply_it(tmp_path):
-    cli = _run("import json\nfrom convnets.cli import main\nfrom convnets.perf import allocator\n"
+    cli = _run("import json\nfrom convnets.cli import main\nfrom convnets import allocator\n"
                f"main(['models', 'lenet'])\n{_CALLED}")
     assert cli == 1
     assert _fit(tmp_path / "run") == 1
@@ -93,10 +93,3 @@ def test_the_cli_and_the_training_engine_apply_it(tmp_path):
 
 def test_fit_leaves_malloc_alone_when_asked(tmp_path):
     assert _fit(tmp_path / "run", "keep_freed_memory=False") == 0
-
-
-def test_the_engine_and_perf_share_one_function():
-    from convnets import allocator
-    from convnets.perf import allocator as former
-
-    assert former.keep_freed_memory is allocator.keep_freed_memory
