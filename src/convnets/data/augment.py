@@ -1,17 +1,24 @@
 """The image operations the presets are made of, where torchvision has no equal: the
-papers' colour augmentations, the GUNN authors' circular shift, channel matching and a
-memory-bounded shorter-side resize. Each accepts ``(C, H, W)`` or a batch."""
+papers' colour augmentations (AlexNet's PCA lighting, fb.resnet.torch's jitter, TF-slim's
+photometric distortions, MXNet's random HSL), the GUNN authors' circular shift, channel
+matching, a memory-bounded shorter-side resize (fixed, or VGG's jittered scale), the
+Inception crop with a random interpolation and TF-slim's central crop. Each accepts
+``(C, H, W)`` (the geometry steps a uint8 or float image; the colour steps float RGB in
+[0, 1]); those that say so also a batch."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
 __all__ = ["IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "ColorJitter", "Jigsaw", "Lighting",
-           "MatchChannels", "ShorterSideResize", "MAX_ASPECT", "match_stats"]
+           "MatchChannels", "ShorterSideResize", "RandomShorterSide", "MAX_ASPECT",
+           "InceptionCrop", "CentralFraction", "PhotometricDistortions", "RandomHSL",
+           "scale_saturation", "rgb_to_hls", "hls_to_rgb", "match_stats"]
 
 # Principal components of ImageNet RGB pixel values in [0, 1] (AlexNet, Krizhevsky et al.
 # 2012, Sec. 4.1). The paper does not print them; these are the values published with
@@ -110,6 +117,120 @@ class ColorJitter(nn.Module):
         return f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}"
 
 
+class PhotometricDistortions(nn.Module):
+    """The Inception line's colour distortions (Szegedy et al. 2015, Sec. 6, after Howard
+    2013), with the strengths and orders of TF-slim's ``inception_preprocessing.distort_color``
+    where the paper gives none: brightness ``+ U(-32/255, 32/255)``, saturation ``x U(0.5,
+    1.5)`` in HSV, hue ``+ U(-0.2, 0.2)`` of the colour circle, contrast ``x U(0.5, 1.5)``
+    about each channel's mean, applied in one of TF-slim's four orders drawn per image
+    (``ORDERS``). Each step clamps to [0, 1] (TF-slim clamps once at the end; its HSV
+    steps need values in range). Expects float RGB in [0, 1], ``(3, H, W)`` or a batch."""
+
+    # distort_color's color_ordering 0..3 (fast_mode=False)
+    ORDERS = (("brightness", "saturation", "hue", "contrast"),
+              ("saturation", "brightness", "contrast", "hue"),
+              ("contrast", "hue", "brightness", "saturation"),
+              ("hue", "saturation", "contrast", "brightness"))
+
+    def __init__(self, brightness: float = 32 / 255, saturation: tuple[float, float] = (0.5, 1.5),
+                 hue: float = 0.2, contrast: tuple[float, float] = (0.5, 1.5),
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.brightness, self.saturation, self.hue, self.contrast = brightness, saturation, hue, contrast
+        self.generator = generator
+
+    def _uniform(self, low: float, high: float) -> float:
+        return torch.empty(()).uniform_(low, high, generator=self.generator).item()
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[-3] != 3:
+            raise ValueError(f"PhotometricDistortions expects 3 RGB channels, got {tuple(img.shape)}")
+        if img.dim() > 3:
+            return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
+        order = self.ORDERS[int(torch.randint(len(self.ORDERS), (), generator=self.generator))]
+        for step in order:
+            if step == "brightness":
+                img = img + self._uniform(-self.brightness, self.brightness)
+            elif step == "saturation":
+                img = scale_saturation(img, self._uniform(*self.saturation))
+            elif step == "hue":
+                img = v2.functional.adjust_hue(img, self._uniform(-self.hue, self.hue))
+            else:
+                mean = img.mean((-2, -1), keepdim=True)
+                img = (img - mean) * self._uniform(*self.contrast) + mean
+            img = img.clamp(0, 1)
+        return img
+
+    def extra_repr(self) -> str:
+        return (f"brightness={self.brightness:.4g}, saturation={self.saturation}, hue={self.hue}, "
+                f"contrast={self.contrast}")
+
+
+def scale_saturation(img: torch.Tensor, factor: float) -> torch.Tensor:
+    """HSV saturation times ``factor``, capped at 1, hue and value kept (TF's
+    ``adjust_saturation``). At fixed hue and value every channel is linear in the
+    saturation, ``c = V - S * (V - c0) / S0``, so no trip through HSV is needed."""
+    value = img.amax(-3, keepdim=True)
+    spread = value - img.amin(-3, keepdim=True)
+    cap = torch.where(spread > 0, value / spread.clamp_min(1e-12), torch.full_like(value, factor))
+    return value - torch.minimum(cap, torch.full_like(cap, factor)) * (value - img)
+
+
+class RandomHSL(nn.Module):
+    """DPN's "random HSL [20, 40, 50]" (cypw/DPNs README; MXNet's ``random_h``,
+    ``random_s``, ``random_l``, src/io/image_aug_default.cc): for each image, offsets
+    drawn uniformly from ``+-hue`` (OpenCV's 8-bit hue units, 180 to the circle),
+    ``+-saturation`` and ``+-lightness`` (units of 1/255) are added in HLS space, each
+    channel clamped to its range (hue too: MXNet clamps, it does not wrap). MXNet rounds
+    the offsets to whole units and the HLS values to bytes; here both stay real.
+    Expects float RGB in [0, 1], ``(3, H, W)`` or a batch."""
+
+    def __init__(self, hue: float = 20, saturation: float = 40, lightness: float = 50,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.hue, self.saturation, self.lightness, self.generator = hue, saturation, lightness, generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[-3] != 3:
+            raise ValueError(f"RandomHSL expects 3 RGB channels, got shape {tuple(img.shape)}")
+        if img.dim() > 3:
+            return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
+        spans = torch.tensor([self.hue / 180, self.lightness / 255, self.saturation / 255])
+        offsets = (torch.rand(3, generator=self.generator) * 2 - 1) * spans
+        hls = (rgb_to_hls(img) + offsets.view(3, 1, 1).to(img.dtype)).clamp(0, 1)
+        return hls_to_rgb(hls)
+
+    def extra_repr(self) -> str:
+        return f"hue={self.hue}, saturation={self.saturation}, lightness={self.lightness}"
+
+
+def rgb_to_hls(img: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> (hue as a fraction of the circle, lightness, saturation), as
+    :func:`colorsys.rgb_to_hls` per pixel."""
+    r, g, b = img.unbind(-3)
+    high, low = img.amax(-3), img.amin(-3)
+    spread, light = high - low, (high + low) / 2
+    safe = spread.clamp_min(1e-12)
+    sat = torch.where(spread > 0, spread / torch.where(light <= 0.5, high + low, 2 - high - low)
+                      .clamp_min(1e-12), torch.zeros_like(spread))
+    hue = torch.where(high == r, (g - b) / safe,
+                      torch.where(high == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    hue = torch.where(spread > 0, (hue / 6) % 1.0, torch.zeros_like(hue))
+    return torch.stack([hue, light, sat], -3)
+
+
+def hls_to_rgb(hls: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_hls`: ``f(n) = L - a * clamp(min(k - 3, 9 - k), -1, 1)``
+    with ``k = (n + 12 H) mod 12``, ``a = S * min(L, 1 - L)``, n = 0, 8, 4 for R, G, B."""
+    hue, light, sat = hls.unbind(-3)
+    a = sat * torch.minimum(light, 1 - light)
+    channels = []
+    for n in (0, 8, 4):
+        k = (n + hue * 12) % 12
+        channels.append(light - a * torch.minimum(k - 3, 9 - k).clamp(-1, 1))
+    return torch.stack(channels, -3)
+
+
 class Jigsaw(nn.Module):
     """The GUNN authors' "Jigsaw" augmentation (their datasets/transforms.lua, ``Jigsaw``;
     used by their CIFAR loaders, not described in the paper).
@@ -172,6 +293,15 @@ class MatchChannels(nn.Module):
 MAX_ASPECT = 16
 
 
+def _cut_to_aspect(img: torch.Tensor, max_aspect: float) -> torch.Tensor:
+    """The central ``max_aspect``:1 part of an image that is longer than that."""
+    h, w = img.shape[-2:]
+    longest = math.floor(max_aspect * min(h, w))
+    if max(h, w) > longest:
+        img = v2.functional.center_crop(img, [min(h, longest), min(w, longest)])
+    return img
+
+
 class ShorterSideResize(nn.Module):
     """Resize the shorter side to ``size`` (``v2.Resize(size)``), after cutting the
     central ``MAX_ASPECT``:1 part out of an image that is longer than that."""
@@ -183,14 +313,96 @@ class ShorterSideResize(nn.Module):
         self.resize = v2.Resize(size, interpolation=interpolation, antialias=True)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        h, w = img.shape[-2:]
-        longest = math.floor(self.max_aspect * min(h, w))
-        if max(h, w) > longest:
-            img = v2.functional.center_crop(img, [min(h, longest), min(w, longest)])
-        return self.resize(img)
+        return self.resize(_cut_to_aspect(img, self.max_aspect))
 
     def extra_repr(self) -> str:
         return f"size={self.size}, max_aspect={self.max_aspect}"
+
+
+class RandomShorterSide(nn.Module):
+    """Scale jittering (Simonyan & Zisserman 2015, Sec. 3.1): resize the shorter side to
+    ``S`` drawn uniformly from the whole numbers ``low..high`` (both included), anew for
+    each image; the long side is first cut as for :class:`ShorterSideResize`."""
+
+    def __init__(self, low: int, high: int, max_aspect: float = MAX_ASPECT,
+                 interpolation: v2.InterpolationMode = v2.InterpolationMode.BILINEAR,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not 1 <= low <= high:
+            raise ValueError(f"RandomShorterSide needs 1 <= low <= high, got {low}, {high}")
+        self.low, self.high, self.max_aspect = low, high, max_aspect
+        self.interpolation, self.generator = interpolation, generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        side = int(torch.randint(self.low, self.high + 1, (), generator=self.generator))
+        return v2.functional.resize(_cut_to_aspect(img, self.max_aspect), side,
+                                    interpolation=self.interpolation, antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}"
+
+
+# The resize methods GoogLeNet draws among, with equal probability (Szegedy et al. 2015,
+# Sec. 6: "bilinear, area, nearest neighbor and cubic"), as torch.nn.functional names.
+INCEPTION_INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
+
+
+class InceptionCrop(nn.Module):
+    """GoogLeNet's patch sampling (Szegedy et al. 2015, Sec. 6): a patch of ``scale`` of
+    the image's area with aspect ratio in ``ratio`` (torchvision's
+    ``RandomResizedCrop.get_params``: aspect drawn log-uniformly, a centre crop after 10
+    misses), resized to ``size`` by a method drawn from ``interpolations`` for each
+    image. The resize does not antialias, as TensorFlow's ``resize_images`` (TF-slim's
+    inception preprocessing) does not. A uint8 image comes back as uint8 (rounded)."""
+
+    def __init__(self, size: tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                 interpolations: Sequence[str] = INCEPTION_INTERPOLATIONS,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.size, self.scale, self.ratio = tuple(size), tuple(scale), tuple(ratio)
+        self.interpolations, self.generator = tuple(interpolations), generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import RandomResizedCrop
+
+        top, left, h, w = RandomResizedCrop.get_params(img, list(self.scale), list(self.ratio))
+        mode = self.interpolations[int(torch.randint(len(self.interpolations), (),
+                                                     generator=self.generator))]
+        patch = img[..., top:top + h, left:left + w]
+        return _interpolate(patch, self.size, mode)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, scale={self.scale}, interpolations={self.interpolations}"
+
+
+def _interpolate(img: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    x = img.float()[None] if img.dim() == 3 else img.float()
+    smooth = mode in ("bilinear", "bicubic")
+    out = F.interpolate(x, size=size, mode=mode, **({"align_corners": False} if smooth else {}))
+    out = out[0] if img.dim() == 3 else out
+    if img.dtype == torch.uint8:
+        return out.round().clamp(0, 255).to(torch.uint8)
+    return out.to(img.dtype)
+
+
+class CentralFraction(nn.Module):
+    """TF's ``central_crop``: the central ``fraction`` of each side (TF-slim's inception
+    evaluation: 0.875, then a resize to the input size, not keeping the aspect ratio)."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        if not 0 < fraction <= 1:
+            raise ValueError(f"CentralFraction needs a fraction in (0, 1], got {fraction}")
+        self.fraction = fraction
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        top, left = int((h - h * self.fraction) / 2), int((w - w * self.fraction) / 2)
+        return img[..., top:h - top, left:w - left]
+
+    def extra_repr(self) -> str:
+        return f"fraction={self.fraction}"
 
 
 def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
