@@ -3,8 +3,8 @@ the training split (Lin et al. 2014, Sec. 4.2, doing what Goodfellow et al. 2013
 maxout networks; the settings are those of pylearn2's ``make_cifar10_gcn_whitened.py``).
 
 - GCN (pylearn2's ``global_contrast_normalize`` with ``scale=55``): each image, as one
-  vector, minus its own mean, scaled to Euclidean norm 55; an image of one colour stays
-  at zero.
+  vector, minus its own mean, scaled to Euclidean norm 55; an image of one colour
+  becomes zero.
 - ZCA (pylearn2's ``ZCA`` with ``filter_bias=0.1``): with ``m`` the mean and ``C`` the
   covariance (divided by N) of the GCN'd training images and ``C = E diag(d) E^T``,
   ``W = E diag(d + 0.1)^(-1/2) E^T``; an image ``x`` becomes ``(gcn(x) - m) W``, so the
@@ -36,8 +36,10 @@ def global_contrast_normalize(x: torch.Tensor, scale: float = GCN_SCALE) -> torc
     """Rows of ``x`` (one flattened image each) centred and scaled to norm ``scale``."""
     centred = x - x.mean(-1, keepdim=True)
     norm = centred.norm(dim=-1, keepdim=True)
-    # pylearn2's min_divisor: a constant image is left centred (all zero), not divided by 0
-    return centred * scale / torch.where(norm < 1e-8, torch.ones_like(norm), norm)
+    # pylearn2's min_divisor leaves a constant image at zero; centring in floating point
+    # leaves it a rounding error from zero, which must not be scaled up to norm 55.
+    constant = norm <= torch.clamp(1e-6 * x.norm(dim=-1, keepdim=True), min=1e-8)
+    return torch.where(constant, torch.zeros_like(centred), centred * scale / norm.clamp_min(1e-12))
 
 
 class Whitening:
