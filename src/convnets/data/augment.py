@@ -136,7 +136,8 @@ class PhotometricDistortions(nn.Module):
                  hue: float = 0.2, contrast: tuple[float, float] = (0.5, 1.5),
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.brightness, self.saturation, self.hue, self.contrast = brightness, saturation, hue, contrast
+        self.brightness, self.saturation = brightness, saturation
+        self.hue, self.contrast = hue, contrast
         self.generator = generator
 
     def _uniform(self, low: float, high: float) -> float:
@@ -144,7 +145,8 @@ class PhotometricDistortions(nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         if img.shape[-3] != 3:
-            raise ValueError(f"PhotometricDistortions expects 3 RGB channels, got {tuple(img.shape)}")
+            raise ValueError(f"PhotometricDistortions expects 3 RGB channels, got shape "
+                             f"{tuple(img.shape)}")
         if img.dim() > 3:
             return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
         order = self.ORDERS[int(torch.randint(len(self.ORDERS), (), generator=self.generator))]
@@ -188,7 +190,8 @@ class RandomHSL(nn.Module):
     def __init__(self, hue: float = 20, saturation: float = 40, lightness: float = 50,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.hue, self.saturation, self.lightness, self.generator = hue, saturation, lightness, generator
+        self.hue, self.saturation, self.lightness = hue, saturation, lightness
+        self.generator = generator
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         if img.shape[-3] != 3:

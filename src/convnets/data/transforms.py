@@ -86,6 +86,12 @@ def _cifar_crop(h: int, w: int) -> v2.RandomCrop:
     return v2.RandomCrop((h, w), padding=round(4 * h / 32))
 
 
+def _flip_and_shift(h: int, w: int) -> list:
+    # The Torch codes' order (fb.resnet.torch's cifar10.lua): after normalisation, so the
+    # zero padding is the mean colour (for a whitened image, the whitened mean).
+    return [v2.RandomHorizontalFlip(), _cifar_crop(h, w)]
+
+
 def _centre_crop(h: int, w: int, interpolation=v2.InterpolationMode.BILINEAR) -> list:
     return [ShorterSideResize(_resize_side(min(h, w)), interpolation=interpolation),
             v2.CenterCrop((h, w))]
@@ -130,6 +136,17 @@ def _tf_central_crop(h: int, w: int) -> list:
     return [CentralFraction(0.875), v2.Resize((h, w), antialias=False)]
 
 
+def _vgg(name: str, scale: str, train: Steps, test_side: int, source: str) -> Preset:
+    """A VGG preset (Simonyan & Zisserman 2015): its training scale, then a random crop,
+    the flip and AlexNet's RGB colour shift (Sec. 3.1); the centre crop of the image at
+    the test scale Q (Sec. 4.1; dense and multi-crop testing: preset full with --crops)."""
+    return Preset(name, f"{scale} + random 224 crop + flip + PCA lighting (train); shorter side "
+                  f"{test_side} + centre crop 224 (eval)",
+                  f"Simonyan & Zisserman 2015, Sec. 3.1: {source}; random crops, flips and "
+                  "AlexNet's RGB colour shift; a centre crop at Q stands in for dense testing",
+                  train=Stages(train, colour=_lighting), eval=Stages(_scale_centre_crop(test_side)))
+
+
 def _bicubic_sized_crop(h: int, w: int) -> list:
     # torchvision's crop draws the aspect log-uniformly and falls back to a centre crop of
     # the clamped aspect after 10 misses; the Torch code draws it uniformly (then swaps w
@@ -157,8 +174,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "the GUNN authors' datasets/cifar10.lua (and cifar100.lua): ColorNormalize, then "
            "HorizontalFlip(0.5), RandomCrop(32, 4) with zero padding, which after "
            "normalisation is the mean colour, then Jigsaw",
-           train=Stages(_resize, normalised=lambda h, w: [v2.RandomHorizontalFlip(),
-                                                          _cifar_crop(h, w), Jigsaw()]),
+           train=Stages(_resize, normalised=lambda h, w: [*_flip_and_shift(h, w), Jigsaw()]),
            eval=Stages(_resize)),
     Preset("imagenet", "random-resized crop 8-100%, aspect 3/4-4/3, bilinear + flip, no colour "
            "augmentation (train); resize 256 + centre crop 224 (eval)",
@@ -183,25 +199,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                         colour=lambda h, w: [Lighting()]),
            eval=Stages(_centre_crop)),
     # --- the papers' recipes for VGG, ResNet, the Inception line, WRN, DenseNet, DPN, NiN ---
-    Preset("vgg-s256", "shorter side 256 + random 224 crop + flip + PCA lighting (train); "
-           "shorter side 256 + centre crop 224 (eval)",
-           "Simonyan & Zisserman 2015, Sec. 3.1: single-scale training at S = 256, random "
-           "crops, flips and AlexNet's RGB colour shift; Sec. 4.1: test scale Q = S (a centre "
-           "crop here; dense and multi-crop testing: preset full with --crops)",
-           train=Stages(_fixed_scale_crop(256), colour=_lighting),
-           eval=Stages(_scale_centre_crop(256))),
-    Preset("vgg-s384", "shorter side 384 + random 224 crop + flip + PCA lighting (train); "
-           "shorter side 384 + centre crop 224 (eval)",
-           "Simonyan & Zisserman 2015, Sec. 3.1: single-scale training at S = 384 (started "
-           "from the S = 256 weights); Sec. 4.1: test scale Q = S",
-           train=Stages(_fixed_scale_crop(384), colour=_lighting),
-           eval=Stages(_scale_centre_crop(384))),
-    Preset("vgg-jitter", "shorter side drawn from [256, 512] per image + random 224 crop + flip "
-           "+ PCA lighting (train); shorter side 384 + centre crop 224 (eval)",
-           "Simonyan & Zisserman 2015, Sec. 3.1: multi-scale training, S uniform in [256, "
-           "512]; Sec. 4.1: test scale Q = (256 + 512) / 2 = 384",
-           train=Stages(_jittered_scale_crop(256, 512), colour=_lighting),
-           eval=Stages(_scale_centre_crop(384))),
+    _vgg("vgg-s256", "shorter side 256", _fixed_scale_crop(256), 256,
+         "single-scale training at S = 256; Sec. 4.1: test scale Q = S"),
+    _vgg("vgg-s384", "shorter side 384", _fixed_scale_crop(384), 384,
+         "single-scale training at S = 384 (started from the S = 256 weights); Sec. 4.1: "
+         "test scale Q = S"),
+    _vgg("vgg-jitter", "shorter side drawn from [256, 512] per image",
+         _jittered_scale_crop(256, 512), 384,
+         "multi-scale training, S uniform in [256, 512]; Sec. 4.1: test scale Q = (256 + "
+         "512) / 2"),
     Preset("resnet-paper", "shorter side drawn from [256, 480] per image + random 224 crop + "
            "flip + PCA lighting (train); shorter side 256 + centre crop 224 (eval)",
            "He et al. 2016, Sec. 3.4: scale augmentation in [256, 480], 224 crops and flips, "
@@ -236,8 +242,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "(liuzhuang13/DenseNet, fb.resnet.torch's datasets/cifar10.lua): ColorNormalize, "
            "HorizontalFlip(0.5), RandomCrop(32, 4) with zero padding, which after "
            "normalisation is the mean colour (gunn-cifar without the Jigsaw)",
-           train=Stages(_resize, normalised=lambda h, w: [v2.RandomHorizontalFlip(),
-                                                          _cifar_crop(h, w)]),
+           train=Stages(_resize, normalised=_flip_and_shift),
            eval=Stages(_resize)),
     Preset("dpn", "random-resized crop 8-100%, aspect 3/4-4/3, bicubic + flip + random HSL "
            "(train); bicubic resize 256 + centre crop 224 (eval)",
@@ -254,8 +259,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "(maxout) did, with their augmentation, translation and flipping; the whitening of "
            "pylearn2's make_cifar10_gcn_whitened.py (GCN scale 55, ZCA filter_bias 0.1); the "
            "translation (4 pixels) is not given in either paper",
-           train=Stages(_resize, normalised=lambda h, w: [v2.RandomHorizontalFlip(),
-                                                          _cifar_crop(h, w)]),
+           train=Stages(_resize, normalised=_flip_and_shift),
            eval=Stages(_resize), whitens=True),
     # --- this package's own ---
     Preset("digits", "bilinear resize + small random affine shift/rotation/scale (train); "
@@ -297,7 +301,8 @@ def build_transform(preset: str, *, train: bool, input_size: tuple[int, int, int
     row = PRESETS[preset]
     if row.whitens and whitening is None:
         raise ConfigError.of("preset", f"{preset!r} needs the whitening fitted on its training "
-                             "split, which is not at hand (a run keeps it in whitening.safetensors)")
+                             "split, which is not at hand (a run keeps it in "
+                             "whitening.safetensors; an ONNX export does not carry it)")
     if whitening is not None and not row.whitens:
         raise ValueError(f"preset {preset!r} does not whiten; no whitening may be given")
     if whitening is not None and tuple(whitening.input_size) != (c, h, w):
