@@ -12,8 +12,9 @@ from torchvision.transforms import v2
 from convnets.data import build_transform
 from convnets.data import augment
 from convnets.data.augment import (INCEPTION_INTERPOLATIONS, CentralFraction, InceptionCrop,
-                                   Lighting, PhotometricDistortions, RandomHSL, RandomShorterSide,
-                                   ShorterSideResize, hls_to_rgb, rgb_to_hls, scale_saturation)
+                                   RandomShorterSide, ShorterSideResize)
+from convnets.data.colour import (Lighting, PhotometricDistortions, RandomHSL, hls_to_rgb,
+                                  rgb_to_hls, scale_saturation)
 from convnets.data.transforms import PRESETS, Jigsaw
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)

@@ -14,8 +14,10 @@ A training pipeline runs in three stages: geometry on the decoded image, colour 
 float RGB in [0, 1] (the scale of the PCA eigenvalues), then, for presets that follow
 Torch code which augments after normalising (``gunn-cifar``), steps on the normalised
 tensor, where zero is the dataset's mean colour. Each preset is one row of ``PRESETS``;
-the operations without a torchvision equal live in :mod:`convnets.data.augment` (and are
-importable from here too).
+the operations without a torchvision equal live in :mod:`convnets.data.augment` and
+:mod:`convnets.data.colour` (and are importable from here too). A preset that
+``whitens`` (``nin-cifar``) puts the GCN + ZCA whitening fitted on the training split
+(:mod:`convnets.data.whitening`) in place of the normalisation.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from torchvision.transforms import v2
 
 from ..errors import ConfigError
 from ..models.conventions import IMAGENET_MEAN, IMAGENET_STD
-from .augment import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, MAX_ASPECT, CentralFraction, ColorJitter,
-                      InceptionCrop, Jigsaw, Lighting, MatchChannels, PhotometricDistortions,
-                      RandomHSL, RandomShorterSide, ShorterSideResize, match_stats)
+from .augment import (MAX_ASPECT, CentralFraction, InceptionCrop, Jigsaw, MatchChannels,
+                      RandomShorterSide, ShorterSideResize, match_stats)
+from .colour import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, ColorJitter, Lighting,
+                     PhotometricDistortions, RandomHSL)
 from .whitening import Whiten, Whitening
 
 __all__ = [
