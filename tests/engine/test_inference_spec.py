@@ -167,3 +167,15 @@ def test_a_whitening_of_another_size_is_refused(tmp_path):
     with pytest.raises(RunDirError, match=r"fitted at \(3, 2, 2\), the network takes \(3, 4, 4\)"):
         load_inference_spec(str(tmp_path / INFERENCE_FILE))
     assert "whitening" not in replace(_whitened_spec(), whitening=None, preset="cifar").to_dict()
+
+
+def test_a_whitening_spec_read_without_its_file_refuses_to_preprocess():
+    """What an ONNX file carries (the JSON alone, in its metadata): the preset is kept, the
+    fit is not, and preprocessing says so instead of skipping the whitening."""
+    from convnets.engine.inference_spec import InferenceSpec
+    from convnets.errors import ConfigError
+
+    carried = InferenceSpec.from_dict(_whitened_spec().to_dict(), "model.onnx")
+    assert carried.preset == "nin-cifar" and carried.whitening is None
+    with pytest.raises(ConfigError, match="an ONNX export does not carry it"):
+        carried.transform()
