@@ -116,3 +116,66 @@ def test_weights_without_a_run_follow_their_datasets_conventions():
     grey = spec_without_run("lenet5", 10)  # one input channel: the luma of the RGB statistics
     assert grey.mean == pytest.approx((0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406,))
     assert spec_without_run("resnet18", 7).classes == tuple("0123456")
+
+
+# --- a preset that whitens: the fit travels in whitening.safetensors -------------------------
+
+def _whitened_spec():
+    from convnets.data.whitening import Whitening
+    from convnets.engine.inference_spec import InferenceSpec
+
+    fitted = Whitening.fit(torch.rand(30, 3, 4, 4))
+    return InferenceSpec("resnet20", ("a", "b"), (3, 4, 4), (0.5,) * 3, (0.2,) * 3,
+                         "nin-cifar", "digits", fitted)
+
+
+def test_a_whitening_spec_writes_its_fit_beside_and_reads_it_back(tmp_path):
+    from convnets.data.whitening import WHITENING_FILE
+    from convnets.engine.inference_spec import save_inference_spec
+
+    spec = _whitened_spec()
+    save_inference_spec(str(tmp_path), spec)
+    raw = json.loads((tmp_path / INFERENCE_FILE).read_text())
+    assert raw["whitening"] == WHITENING_FILE and (tmp_path / WHITENING_FILE).is_file()
+    back = load_inference_spec(str(tmp_path / INFERENCE_FILE))
+    assert back == spec and back.whitening == spec.whitening
+    img = torch.randint(0, 256, (3, 4, 4), dtype=torch.uint8)
+    torch.testing.assert_close(back.transform()(img), spec.whitening.apply(img.float() / 255))
+    # without its file, or with another name, the run is refused in one line
+    raw["whitening"] = "elsewhere.bin"
+    (tmp_path / INFERENCE_FILE).write_text(json.dumps(raw))
+    with pytest.raises(RunDirError, match="whitening must name whitening.safetensors"):
+        load_inference_spec(str(tmp_path / INFERENCE_FILE))
+    raw["whitening"] = WHITENING_FILE
+    (tmp_path / INFERENCE_FILE).write_text(json.dumps(raw))
+    os.remove(tmp_path / WHITENING_FILE)
+    with pytest.raises(RunDirError, match="whitening.safetensors is missing"):
+        load_inference_spec(str(tmp_path / INFERENCE_FILE))
+    (tmp_path / WHITENING_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(RunDirError, match="is not a whitening written by convnets"):
+        load_inference_spec(str(tmp_path / INFERENCE_FILE))
+
+
+def test_a_whitening_of_another_size_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from convnets.data.whitening import WHITENING_FILE, Whitening
+    from convnets.engine.inference_spec import save_inference_spec
+
+    save_inference_spec(str(tmp_path), _whitened_spec())
+    Whitening.fit(torch.rand(30, 3, 2, 2)).save(str(tmp_path / WHITENING_FILE))
+    with pytest.raises(RunDirError, match=r"fitted at \(3, 2, 2\), the network takes \(3, 4, 4\)"):
+        load_inference_spec(str(tmp_path / INFERENCE_FILE))
+    assert "whitening" not in replace(_whitened_spec(), whitening=None, preset="cifar").to_dict()
+
+
+def test_a_whitening_spec_read_without_its_file_refuses_to_preprocess():
+    """What an ONNX file carries (the JSON alone, in its metadata): the preset is kept, the
+    fit is not, and preprocessing says so instead of skipping the whitening."""
+    from convnets.engine.inference_spec import InferenceSpec
+    from convnets.errors import ConfigError
+
+    carried = InferenceSpec.from_dict(_whitened_spec().to_dict(), "model.onnx")
+    assert carried.preset == "nin-cifar" and carried.whitening is None
+    with pytest.raises(ConfigError, match="an ONNX export does not carry it"):
+        carried.transform()

@@ -355,3 +355,31 @@ def test_a_pytorch_predictor_runs_on_its_torch_backend(predictor):
     assert predictor.members == [predictor.model] and predictor.backend.members[-1] is predictor.model
     with pytest.raises(ValueError, match="at least one model"):
         Predictor.from_modules([], predictor.spec, torch.device("cpu"))
+
+
+def test_predict_on_a_whitened_run_gives_the_tensor_of_the_evaluation_transform(tmp_path,
+                                                                                 monkeypatch):
+    """nin-cifar's GCN + ZCA is fitted on the training split when the run starts, kept in
+    the run, and applied by predict without the data (no second fit)."""
+    from convnets.data import whitening
+    from convnets.engine.config import TrainConfig
+    from convnets.engine.train import fit
+
+    run = str(tmp_path / "nin")
+    fit(TrainConfig(model="resnet20", data="digits:0,1", input_size=[3, 8, 8], epochs=1,
+                    preset="nin-cifar", batch_size=64, workers=0, device="cpu"), run,
+        log=lambda _: None, progress=False)
+    assert os.path.isfile(os.path.join(run, whitening.WHITENING_FILE))
+    test = open_dataset("digits:0,1", "test", input_size=(3, 8, 8), train_transform=False,
+                        preset="nin-cifar")
+
+    def no_fit(*args):
+        raise AssertionError("predict must read the run's whitening, not fit one")
+
+    monkeypatch.setattr(whitening, "_fitted", no_fit)
+    p = Predictor.from_target(run, device="cpu")
+    for i in (0, 7):
+        expected, _ = test[i]
+        torch.testing.assert_close(p.preprocess(test.raw_image(i)), expected)
+    x = torch.stack([test[i][0] for i in (0, 7)])
+    torch.testing.assert_close(p.probabilities(x), _direct(p, x))

@@ -1,114 +1,26 @@
 """The image operations the presets are made of, where torchvision has no equal: the
-papers' colour augmentations, the GUNN authors' circular shift, channel matching and a
-memory-bounded shorter-side resize. Each accepts ``(C, H, W)`` or a batch."""
+GUNN authors' circular shift, channel matching, a memory-bounded shorter-side resize
+(fixed, or VGG's jittered scale), the Inception crop with a random interpolation and
+TF-slim's central crop; the colour augmentations live in :mod:`convnets.data.colour`
+(importable from here too). Each accepts ``(C, H, W)``, uint8 or float; those that say
+so also a batch."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+from .colour import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, LUMA, ColorJitter, Lighting,
+                     PhotometricDistortions, RandomHSL, hls_to_rgb, rgb_to_hls, scale_saturation)
+
 __all__ = ["IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "ColorJitter", "Jigsaw", "Lighting",
-           "MatchChannels", "ShorterSideResize", "MAX_ASPECT", "match_stats"]
-
-# Principal components of ImageNet RGB pixel values in [0, 1] (AlexNet, Krizhevsky et al.
-# 2012, Sec. 4.1). The paper does not print them; these are the values published with
-# fb.resnet.torch and used by most re-implementations. Columns of the matrix are the
-# eigenvectors, in the order of the eigenvalues.
-IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
-IMAGENET_EIGVEC = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
-)
-
-# ITU-R 601 luma weights, for models that take one channel from colour data.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-class Lighting(nn.Module):
-    """AlexNet's PCA colour augmentation (Krizhevsky et al. 2012, Sec. 4.1).
-
-    For each image, draw ``alpha = alphastd * randn(3)`` (from ``generator`` if given)
-    and add the same RGB offset ``eigvec @ (alpha * eigval)`` to every pixel, so the
-    image's colour shifts along the principal components of natural-image colour, by an
-    amount proportional to the variance along each. Expects float RGB in [0, 1] (the
-    scale of the eigenvalues), before mean/std normalisation; a batch ``(B, 3, H, W)``
-    gets one draw per image. No clamping: the paper adds the offset to raw intensities.
-    """
-
-    def __init__(self, alphastd: float = 0.1, eigval: Sequence[float] = IMAGENET_EIGVAL,
-                 eigvec: Sequence[Sequence[float]] = IMAGENET_EIGVEC,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.alphastd = alphastd
-        self.register_buffer("eigval", torch.tensor(eigval, dtype=torch.float32), persistent=False)
-        self.register_buffer("eigvec", torch.tensor(eigvec, dtype=torch.float32), persistent=False)
-        self.generator = generator
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        if self.alphastd == 0:
-            return img
-        if img.shape[-3] != 3:
-            raise ValueError(f"Lighting expects 3 RGB channels, got shape {tuple(img.shape)}")
-        batch = img.shape[:-3]
-        alpha = torch.randn((*batch, 3), generator=self.generator) * self.alphastd
-        rgb = (alpha * self.eigval) @ self.eigvec.T  # row form of eigvec @ (alpha * eigval)
-        return img + rgb.to(img.dtype).unsqueeze(-1).unsqueeze(-1)
-
-    def extra_repr(self) -> str:
-        return f"alphastd={self.alphastd}"
-
-
-class ColorJitter(nn.Module):
-    """fb.resnet.torch's colour jitter (datasets/transforms.lua, ``ColorJitter``).
-
-    Brightness, contrast and saturation, in a random order drawn per image, each blend
-    the image with a reference, ``alpha * img + (1 - alpha) * ref`` with ``alpha = 1 +
-    U(-v, v)``: black for brightness, the mean luma of the whole image for contrast, each
-    pixel's own luma for saturation (luma weights 0.299, 0.587, 0.114). A strength of 0
-    leaves that step out. It differs from torchvision's ``ColorJitter``: nothing is
-    clamped to [0, 1] (the Torch code never clamps, and lighting noise is added after
-    it), the luma weight of red is 0.299 rather than 0.2989, and there is no hue step.
-    Expects float RGB in [0, 1], ``(3, H, W)`` or a batch with one draw per image.
-    """
-
-    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        for name, v in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
-            if not 0 <= v <= 1:
-                raise ValueError(f"ColorJitter {name} must be in [0, 1], got {v}")
-        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
-        self.steps = [(name, v) for name, v in (("brightness", brightness), ("contrast", contrast),
-                                                 ("saturation", saturation)) if v]
-        self.generator = generator
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        if img.shape[-3] != 3:
-            raise ValueError(f"ColorJitter expects 3 RGB channels, got shape {tuple(img.shape)}")
-        if not self.steps:
-            return img
-        if img.dim() > 3:
-            return torch.stack([self(one) for one in img.flatten(0, -4)]).view_as(img)
-        luma = torch.tensor(_LUMA, dtype=img.dtype).view(3, 1, 1)
-        for k in torch.randperm(len(self.steps), generator=self.generator).tolist():
-            name, v = self.steps[k]
-            alpha = 1.0 + torch.empty(()).uniform_(-v, v, generator=self.generator).item()
-            if name == "brightness":
-                ref = torch.zeros((), dtype=img.dtype)
-            elif name == "contrast":
-                ref = (img * luma).sum(0).mean()
-            else:
-                ref = (img * luma).sum(0, keepdim=True)
-            img = alpha * img + (1.0 - alpha) * ref
-        return img
-
-    def extra_repr(self) -> str:
-        return f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}"
-
+           "MatchChannels", "ShorterSideResize", "RandomShorterSide", "MAX_ASPECT",
+           "InceptionCrop", "CentralFraction", "PhotometricDistortions", "RandomHSL",
+           "scale_saturation", "rgb_to_hls", "hls_to_rgb", "match_stats"]
 
 class Jigsaw(nn.Module):
     """The GUNN authors' "Jigsaw" augmentation (their datasets/transforms.lua, ``Jigsaw``;
@@ -158,7 +70,7 @@ class MatchChannels(nn.Module):
             return img
         if c == 1:
             return img.expand(*img.shape[:-3], 3, *img.shape[-2:]).clone()
-        weights = torch.tensor(_LUMA, dtype=img.dtype).view(3, 1, 1)
+        weights = torch.tensor(LUMA, dtype=img.dtype).view(3, 1, 1)
         return (img * weights).sum(-3, keepdim=True)
 
     def extra_repr(self) -> str:
@@ -172,6 +84,15 @@ class MatchChannels(nn.Module):
 MAX_ASPECT = 16
 
 
+def _cut_to_aspect(img: torch.Tensor, max_aspect: float) -> torch.Tensor:
+    """The central ``max_aspect``:1 part of an image that is longer than that."""
+    h, w = img.shape[-2:]
+    longest = math.floor(max_aspect * min(h, w))
+    if max(h, w) > longest:
+        img = v2.functional.center_crop(img, [min(h, longest), min(w, longest)])
+    return img
+
+
 class ShorterSideResize(nn.Module):
     """Resize the shorter side to ``size`` (``v2.Resize(size)``), after cutting the
     central ``MAX_ASPECT``:1 part out of an image that is longer than that."""
@@ -183,14 +104,96 @@ class ShorterSideResize(nn.Module):
         self.resize = v2.Resize(size, interpolation=interpolation, antialias=True)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        h, w = img.shape[-2:]
-        longest = math.floor(self.max_aspect * min(h, w))
-        if max(h, w) > longest:
-            img = v2.functional.center_crop(img, [min(h, longest), min(w, longest)])
-        return self.resize(img)
+        return self.resize(_cut_to_aspect(img, self.max_aspect))
 
     def extra_repr(self) -> str:
         return f"size={self.size}, max_aspect={self.max_aspect}"
+
+
+class RandomShorterSide(nn.Module):
+    """Scale jittering (Simonyan & Zisserman 2015, Sec. 3.1): resize the shorter side to
+    ``S`` drawn uniformly from the whole numbers ``low..high`` (both included), anew for
+    each image; the long side is first cut as for :class:`ShorterSideResize`."""
+
+    def __init__(self, low: int, high: int, max_aspect: float = MAX_ASPECT,
+                 interpolation: v2.InterpolationMode = v2.InterpolationMode.BILINEAR,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if not 1 <= low <= high:
+            raise ValueError(f"RandomShorterSide needs 1 <= low <= high, got {low}, {high}")
+        self.low, self.high, self.max_aspect = low, high, max_aspect
+        self.interpolation, self.generator = interpolation, generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        side = int(torch.randint(self.low, self.high + 1, (), generator=self.generator))
+        return v2.functional.resize(_cut_to_aspect(img, self.max_aspect), side,
+                                    interpolation=self.interpolation, antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}"
+
+
+# The resize methods GoogLeNet draws among, with equal probability (Szegedy et al. 2015,
+# Sec. 6: "bilinear, area, nearest neighbor and cubic"), as torch.nn.functional names.
+INCEPTION_INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
+
+
+class InceptionCrop(nn.Module):
+    """GoogLeNet's patch sampling (Szegedy et al. 2015, Sec. 6): a patch of ``scale`` of
+    the image's area with aspect ratio in ``ratio`` (torchvision's
+    ``RandomResizedCrop.get_params``: aspect drawn log-uniformly, a centre crop after 10
+    misses), resized to ``size`` by a method drawn from ``interpolations`` for each
+    image. The resize does not antialias, as TensorFlow's ``resize_images`` (TF-slim's
+    inception preprocessing) does not. A uint8 image comes back as uint8 (rounded)."""
+
+    def __init__(self, size: tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                 interpolations: Sequence[str] = INCEPTION_INTERPOLATIONS,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.size, self.scale, self.ratio = tuple(size), tuple(scale), tuple(ratio)
+        self.interpolations, self.generator = tuple(interpolations), generator
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import RandomResizedCrop
+
+        top, left, h, w = RandomResizedCrop.get_params(img, list(self.scale), list(self.ratio))
+        mode = self.interpolations[int(torch.randint(len(self.interpolations), (),
+                                                     generator=self.generator))]
+        patch = img[..., top:top + h, left:left + w]
+        return _interpolate(patch, self.size, mode)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, scale={self.scale}, interpolations={self.interpolations}"
+
+
+def _interpolate(img: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    x = img.float()[None] if img.dim() == 3 else img.float()
+    smooth = mode in ("bilinear", "bicubic")
+    out = F.interpolate(x, size=size, mode=mode, **({"align_corners": False} if smooth else {}))
+    out = out[0] if img.dim() == 3 else out
+    if img.dtype == torch.uint8:
+        return out.round().clamp(0, 255).to(torch.uint8)
+    return out.to(img.dtype)
+
+
+class CentralFraction(nn.Module):
+    """TF's ``central_crop``: the central ``fraction`` of each side (TF-slim's inception
+    evaluation: 0.875, then a resize to the input size, not keeping the aspect ratio)."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        if not 0 < fraction <= 1:
+            raise ValueError(f"CentralFraction needs a fraction in (0, 1], got {fraction}")
+        self.fraction = fraction
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        top, left = int((h - h * self.fraction) / 2), int((w - w * self.fraction) / 2)
+        return img[..., top:h - top, left:w - left]
+
+    def extra_repr(self) -> str:
+        return f"fraction={self.fraction}"
 
 
 def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[list[float], list[float]]:
@@ -204,4 +207,4 @@ def match_stats(mean: Sequence[float], std: Sequence[float], c: int) -> tuple[li
         return mean * c, std * c
     # RGB statistics for a luma image: exact for the mean; the std assumes perfectly
     # correlated channels, a close upper bound for natural images.
-    return ([sum(m * k for m, k in zip(mean, _LUMA))], [sum(s * k for s, k in zip(std, _LUMA))])
+    return ([sum(m * k for m, k in zip(mean, LUMA))], [sum(s * k for s, k in zip(std, LUMA))])

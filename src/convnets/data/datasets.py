@@ -36,6 +36,7 @@ from .sources.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE
 from .sources.synthetic import SyntheticDataset
 from .subsets import select_classes
 from .transforms import build_transform
+from .whitening import whitening_for
 
 __all__ = [
     "SPEC_HELP", "BadImageError", "open_dataset", "load_rgb", "restricted_pickle_load",
@@ -79,7 +80,8 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
     is no image and is never transformed, has "none" with mean 0 and std 1). ``fail_fast``
     makes an unreadable image file raise ``BadImageError`` instead of being skipped and
     counted; ``max_pixels`` bounds the pixels one image file may decode to (default:
-    ``images.get_max_pixels()``).
+    ``images.get_max_pixels()``). A preset that whitens (``nin-cifar``) is given the
+    whitening fitted on the training split of ``spec`` (:mod:`~convnets.data.whitening`).
     """
     input_size = _check_input_size(input_size)
     split = _split_name(split)
@@ -92,6 +94,7 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
         chosen = preset or opened.preset
         mean, std = (tuple(v) for v in (normalisation or (opened.mean, opened.std)))
         dataset.transform = build_transform(chosen, train=train_transform, input_size=input_size,
-                                            mean=mean, std=std)
+                                            mean=mean, std=std,
+                                            whitening=whitening_for(chosen, spec, input_size))
     dataset.preset, dataset.mean, dataset.std = chosen, mean, std
     return select_classes(dataset, opened.selection)

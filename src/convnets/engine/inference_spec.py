@@ -14,19 +14,25 @@ evaluation pipeline, which :func:`convnets.data.build_transform` derives from th
 preset, the input size and the normalisation alone, all recorded here: for ``digits``
 a bilinear resize to the input size, for ``cifar`` a resize, for ``imagenet`` the
 shorter side to 256/224 of the input and a central crop. ``data`` is the training data
-spec, for the record only. The file is validated whenever it is read: anything
-malformed is a one-line :class:`~convnets.errors.RunDirError`.
+spec, for the record only. A preset that whitens its inputs (``nin-cifar``: GCN and ZCA
+fitted on the training split, :mod:`convnets.data.whitening`) adds
+``"whitening": "whitening.safetensors"``, the file beside it that holds the fit. The
+file is validated whenever it is read: anything malformed is a one-line
+:class:`~convnets.errors.RunDirError`.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..core import atomic_write, read_json
 from ..errors import RunDirError
+
+if TYPE_CHECKING:
+    from ..data.whitening import Whitening
 
 __all__ = ["INFERENCE_FILE", "InferenceSpec", "save_inference_spec", "load_inference_spec",
            "spec_from_dataset", "spec_without_run"]
@@ -37,7 +43,8 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class InferenceSpec:
-    """Class names, input size, normalisation and evaluation preset of a network."""
+    """Class names, input size, normalisation and evaluation preset of a network, and the
+    fitted whitening of a preset that whitens (None for every other)."""
 
     model: str
     classes: tuple[str, ...]
@@ -46,6 +53,7 @@ class InferenceSpec:
     std: tuple[float, ...]
     preset: str
     data: str | None = None
+    whitening: Whitening | None = None
 
     @property
     def num_classes(self) -> int:
@@ -56,17 +64,24 @@ class InferenceSpec:
         from ..data import build_transform
 
         return build_transform(self.preset, train=False, input_size=self.input_size,
-                               mean=self.mean, std=self.std)
+                               mean=self.mean, std=self.std, whitening=self.whitening)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {"format": FORMAT, "model": d.pop("model"), "num_classes": self.num_classes,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+        """The JSON form; the whitening is named by its file, which is written beside."""
+        from ..data.whitening import WHITENING_FILE
+
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "whitening"}
+        out = {"format": FORMAT, "model": d.pop("model"), "num_classes": self.num_classes,
+               **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+        if self.whitening is not None:
+            out["whitening"] = WHITENING_FILE
+        return out
 
     @classmethod
     def from_dict(cls, raw: Any, where: str) -> "InferenceSpec":
         """Validate ``raw`` (parsed JSON); a RunDirError names ``where`` and the first fault."""
         from ..data import list_presets
+        from ..data.whitening import WHITENING_FILE
         from ..errors import UnknownModelError
         from ..models import model_info
 
@@ -111,6 +126,8 @@ class InferenceSpec:
         data = raw.get("data")
         if data is not None and not isinstance(data, str):
             raise bad(f"data must be a dataset spec or null, got {data!r}")
+        if raw.get("whitening", WHITENING_FILE) != WHITENING_FILE:
+            raise bad(f"whitening must name {WHITENING_FILE}, got {raw['whitening']!r}")
         return cls(model, tuple(classes), tuple(size), tuple(float(x) for x in raw["mean"]),
                    tuple(float(x) for x in raw["std"]), raw["preset"], data)
 
@@ -124,13 +141,29 @@ def _number(v: Any) -> bool:
 
 
 def save_inference_spec(run_dir: str, spec: InferenceSpec) -> None:
+    """``inference.json`` in ``run_dir``, and the whitening file it names (written first, so
+    that the JSON never names a file that is not there)."""
+    from ..data.whitening import WHITENING_FILE
+
+    if spec.whitening is not None:
+        spec.whitening.save(os.path.join(run_dir, WHITENING_FILE))
     text = json.dumps(spec.to_dict(), indent=2) + "\n"
     atomic_write(os.path.join(run_dir, INFERENCE_FILE), lambda f: f.write(text.encode()))
 
 
 def load_inference_spec(path: str) -> InferenceSpec:
+    """The spec in ``path``, with the whitening from the file beside it that it names."""
+    from ..data.whitening import Whitening
+
     raw = read_json(path, missing=f"no {INFERENCE_FILE}: {path}", error=RunDirError)
-    return InferenceSpec.from_dict(raw, path)
+    spec = InferenceSpec.from_dict(raw, path)
+    if "whitening" not in raw:
+        return spec
+    whitening = Whitening.load(os.path.join(os.path.dirname(path), raw["whitening"]))
+    if whitening.input_size != spec.input_size:
+        raise RunDirError(f"{path}: its whitening is fitted at {whitening.input_size}, the "
+                          f"network takes {spec.input_size}")
+    return replace(spec, whitening=whitening)
 
 
 def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int],
@@ -141,13 +174,17 @@ def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int]
     (one made in Python with a transform of its own)."""
     from ..data.protocol import LabelledDataset
     from ..data.transforms import match_stats
+    from ..data.whitening import whitening_for
 
     if not isinstance(dataset, LabelledDataset) or dataset.preset is None or dataset.mean is None:
         return None
     mean, std = match_stats(dataset.mean, dataset.std, input_size[0])
     classes = tuple(dataset.classes)
+    # the fit open_dataset gave the dataset (kept for the process; a deterministic
+    # function of the training split in any case)
+    whitening = whitening_for(dataset.preset, data, input_size)
     return InferenceSpec(model, classes, tuple(input_size), tuple(mean), tuple(std),
-                         dataset.preset, data)
+                         dataset.preset, data, whitening)
 
 
 def spec_without_run(model: str, num_classes: int,
