@@ -78,6 +78,37 @@ def _input_size(v: list[int] | None) -> str | None:
     return None if ok else f"must be (C, H, W) with C 1 or 3 and positive sides, got {v}"
 
 
+def _factors(text: str) -> tuple[list[float], str | None]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        return [], f"must be comma-separated numbers, got {text!r}"
+    bad = [v for v in values if not 0 < v <= 1]
+    return values, (f"factors must be in (0, 1], got {bad[0]}" if bad else None)
+
+
+def _option_value(text: str) -> bool | int | float | str:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _model_options(text: str) -> tuple[dict[str, Any], str | None]:
+    options: dict[str, Any] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip():
+            return {}, f"must be KEY=VALUE pairs separated by commas, got {item!r}"
+        options[key.strip()] = _option_value(value.strip())
+    return options, None
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides what a training run computes.
@@ -103,16 +134,52 @@ class TrainConfig:
     nesterov: bool = option(True, "Nesterov momentum", flag="--nesterov")
     weight_decay: float = option(5e-4, "L2 weight decay", flag="--wd", check=at_least(0))
     schedule: str = option("cosine", "learning-rate schedule", flag="--schedule",
-                         choices=("step", "cosine"))
-    milestones: list[int] = option([], "step schedule: epochs where the lr is multiplied by gamma, "
+                         choices=("step", "cosine", "exp", "plateau"))
+    milestones: list[int] = option([], "step schedule: epochs (or steps: --schedule-unit) where the "
+                                 "lr is multiplied by gamma, "
                                  "e.g. 150,225", flag="--milestones", parse=int_list,
                                  check=_increasing, metavar="E1,E2,...")
     gamma: float = option(0.1, "step schedule: factor at each milestone", flag="--gamma",
                         check=lambda v: None if 0 < v <= 1 else f"must be in (0, 1], got {v}")
-    warmup_epochs: float = option(1.0, "linear warm-up from lr/100 (Goyal et al. 2017), in epochs",
+    warmup_epochs: float = option(1.0, "warm-up length in epochs (steps with --schedule-unit iter); "
+                                "linear from lr/100 by default (Goyal et al. 2017)",
                                 flag="--warmup", check=at_least(0))
     label_smoothing: float = option(0.0, "label smoothing", flag="--label-smoothing",
                                   check=in_range(0, 1))
+    # The papers' optimizers, schedules and regularisers (engine/optim.py, schedules.py,
+    # validation.py, init_from.py): every default leaves a run as it was before them.
+    optimizer: str = option("sgd", "sgd, or rmsprop-tf: RMSProp as TensorFlow defines it (the "
+                          "Inception recipes)", flag="--optimizer", choices=("sgd", "rmsprop-tf"))
+    rmsprop_decay: float = option(0.9, "rmsprop-tf: decay of the mean square", flag="--rmsprop-decay",
+                                check=in_range(0, 1))
+    rmsprop_eps: float = option(1.0, "rmsprop-tf: epsilon, inside the square root",
+                              flag="--rmsprop-eps", check=positive)
+    decay_every: float = option(0.0, "exp schedule: epochs between two multiplications by gamma "
+                              "(staircase)", flag="--decay-every", check=at_least(0))
+    gammas: str = option("", "step schedule: one factor per milestone (default: gamma at each), "
+                       "e.g. 0.4,0.5,0.5,0.2", flag="--gammas", check=lambda v: _factors(v)[1],
+                       metavar="G1,G2,...")
+    schedule_unit: str = option("epoch", "what milestones and warm-up count: epochs or optimizer "
+                              "steps (iter)", flag="--schedule-unit", choices=("epoch", "iter"))
+    warmup_mode: str = option("linear", "warm-up: linear from lr x warmup-factor, or constant at "
+                            "it (He et al. 2016, ResNet-110)", flag="--warmup-mode",
+                            choices=("linear", "constant"))
+    warmup_factor: float = option(0.01, "the warm-up's starting (linear) or whole (constant) "
+                                "fraction of lr", flag="--warmup-factor", check=in_range(0, 1))
+    plateau_patience: int = option(0, "plateau schedule: epochs without a lower validation error "
+                                 "before lr x gamma", flag="--plateau-patience", check=at_least(0))
+    val_split: int = option(0, "hold out N training images (drawn by the seed) as the validation "
+                          "split: the plateau schedule and the best epoch read it, never the test "
+                          "split", flag="--val-split", check=at_least(0), metavar="N")
+    clip_grad_norm: float = option(0.0, "clip the gradient's global L2 norm to this (0: off)",
+                                 flag="--clip-grad-norm", check=at_least(0))
+    init_from: str | None = option(None, "start from these weights (a run directory or a weights "
+                                 "file): layers matching in name and shape are copied, the rest "
+                                 "reported", flag="--init-from", metavar="RUN_OR_WEIGHTS")
+    model_options: str = option("", "the model builder's options, e.g. dropout=0.3 or "
+                              "drop_path_rate=0.5,drop_path_draw=batch (`convnets info`)",
+                              flag="--model-options", check=lambda v: _model_options(v)[1],
+                              metavar="K=V,...")
     init: str = option("default", "weight initialisation (default: the model's own, its paper's)",
                      flag="--init", choices=("default", "he", "lsuv"))
     amp: str | None = option(None, "mixed precision (fp16: CUDA GPUs only)", flag="--amp",
@@ -149,9 +216,26 @@ class TrainConfig:
         check_fields(self)
         if self.nesterov and self.momentum == 0:
             raise ConfigError.of("nesterov", "needs a positive momentum")
+        if self.schedule == "exp" and not self.decay_every:
+            raise ConfigError.of("decay_every", "the exp schedule needs the epochs between decays")
+        n_gammas = len(self.milestone_gammas())
+        if self.gammas and n_gammas != len(self.milestones):
+            raise ConfigError.of("gammas", f"{n_gammas} factors for {len(self.milestones)} "
+                                 "milestones: give one per milestone")
+        if self.schedule == "plateau" and not (self.val_split and self.plateau_patience):
+            raise ConfigError.of("schedule", "plateau decides on a validation split: give "
+                                 "--val-split N and --plateau-patience E (never the test split)")
         if self.snapshot_ensemble and self.epochs % self.snapshot_ensemble:
             raise ConfigError.of("snapshot_ensemble", f"{self.snapshot_ensemble} must divide the "
                                  f"{self.epochs} epochs (each cycle is a whole number of epochs)")
+
+    def milestone_gammas(self) -> list[float]:
+        """The factor at each milestone: ``gammas``, or ``gamma`` at every one."""
+        return _factors(self.gammas)[0] or [self.gamma] * len(self.milestones)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """``model_options`` as the builder's keyword arguments."""
+        return _model_options(self.model_options)[0]
 
     def model_input_size(self) -> tuple[int, int, int]:
         """The input the run's model sees: ``input_size`` or the model's published one."""
