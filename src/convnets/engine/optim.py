@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["build_optimizer", "RMSpropTF"]
+__all__ = ["build_optimizer", "scaled_lr", "RMSpropTF"]
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -60,10 +60,20 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def scaled_lr(cfg: TrainConfig, world_size: int = 1) -> float:
+    """The peak learning rate of a run on ``world_size`` processes: ``cfg.lr``, or, when the
+    recipe gives it for another global batch (``lr_batch``: a paper's 50 replicas x 32),
+    scaled linearly to this run's (Goyal et al. 2017, Sec. 2.1)."""
+    if not cfg.lr_batch:
+        return cfg.lr
+    return cfg.lr * cfg.batch_size * world_size * cfg.accum_steps / cfg.lr_batch
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, world_size: int = 1) -> torch.optim.Optimizer:
+    lr = scaled_lr(cfg, world_size)
     if cfg.optimizer == "rmsprop-tf":
-        return RMSpropTF(model.parameters(), lr=cfg.lr, decay=cfg.rmsprop_decay,
+        return RMSpropTF(model.parameters(), lr=lr, decay=cfg.rmsprop_decay,
                          eps=cfg.rmsprop_eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     # dampening 0: the "momentum without dampening" of the DenseNet/GUNN Torch code.
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, dampening=0.0,
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, dampening=0.0,
                            nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)

@@ -199,7 +199,11 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
 
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accum_steps)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, env.world_size)
+    if cfg.lr_batch and env.is_main and not resume:
+        log(f"lr {optimizer.param_groups[0]['lr']:.4g}: {cfg.lr:g} for a global batch of "
+            f"{cfg.lr_batch}, scaled linearly to this run's "
+            f"{cfg.batch_size * env.world_size * cfg.accum_steps}")
     scheduler = Schedule(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     start_epoch = step = 0
