@@ -38,7 +38,7 @@ class InitReport:
 
 def _source_weights(source: str) -> tuple[str, dict[str, torch.Tensor]]:
     """(file, tensors) of a run directory's last checkpoint or of a weights file."""
-    from ..models import read_state_dict
+    from ..models.registry import read_state_dict
     from . import checkpoint as ckpt
 
     path = source
@@ -56,7 +56,8 @@ def init_from(model: nn.Module, source: str) -> InitReport:
         if name not in weights:
             continue
         if weights[name].shape != tensor.shape:
-            mismatched.append(f"{name} ({tuple(weights[name].shape)} -> {tuple(tensor.shape)})")
+            shapes = " -> ".join("x".join(map(str, t.shape)) for t in (weights[name], tensor))
+            mismatched.append(f"{name} ({shapes})")
             continue
         with torch.no_grad():
             tensor.copy_(weights[name])

@@ -424,7 +424,7 @@ class _Epochs:
                              scaler=run.scaler, ema=run.ema, rng=rngs)
         if self.writer is not None:
             for key, value in row.items():
-                if key != "epoch" and value is not None:
+                if key != "epoch" and isinstance(value, (int, float)):  # not best_by's name
                     self.writer.add_scalar(key, value, epoch + 1)
             self.writer.flush()
         val = f"  val top-1 err {row['val_top1_err']:.2f}%" if "val_top1_err" in row else ""
