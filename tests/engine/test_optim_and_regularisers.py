@@ -240,3 +240,14 @@ def test_init_from_a_run_directory_starts_a_run_from_its_weights(tmp_path):
                                             "model.safetensors"))
     # lr 1e-12 leaves the copied weights (almost) where they started.
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a if "running" not in k)
+
+
+def test_train_says_the_best_epoch_was_chosen_on_validation(tmp_path, capsys):
+    from convnets.cli import main
+
+    code = main(["train", "lenet5", "--data", "synthetic:24", "--epochs", "2", "--batch-size", "8",
+                 "--schedule", "plateau", "--val-split", "8", "--plateau-patience", "1",
+                 "--warmup", "0", "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "best (by validation) epoch" in out and "val top-1 err" in out

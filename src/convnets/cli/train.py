@@ -82,8 +82,8 @@ def run_train(args: argparse.Namespace) -> None:
     last, best = result["last"], result["best"]
     if last is not None:
         print(f"done: {result['run_dir']}  test top-1 error {last['test_top1_err']:.2f}%  "
-              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); best "
-              f"top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}")
+              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); "
+              + _best_text(best, result["best_by"]))
 
 
 def _schedule_text(cfg) -> str:
@@ -144,6 +144,13 @@ def recipe_lines(recipe) -> list[str]:
     if recipe.notes:
         lines.append(f"  {recipe.notes}")
     return lines
+
+
+def _best_text(best: dict, best_by: str) -> str:
+    if best_by == "validation":  # chosen on the held-out split, never on the test split
+        return (f"best (by validation) epoch {best['epoch']}: validation top-1 error "
+                f"{best['val_top1_err']:.2f}%, test {best['test_top1_err']:.2f}%")
+    return f"best top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}"
 
 
 def run_recipes(args: argparse.Namespace) -> None:

@@ -92,7 +92,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "'Jigsaw' circular shift, which the paper does not describe (it names mirroring "
         "and shifting only: --preset cifar).",
         model="gunn15", **_GUNN_CIFAR, schedule="step", milestones=[149, 224],
-        reported="GUNN-15: 3.76% CIFAR-10+, 17.81% CIFAR-100+ (Table 3)",
+        reported="GUNN-15: 4.15% CIFAR-10+, 20.45% CIFAR-100+ (Table 3)",
         protocol="cifar-test, best epoch (the paper's)"),
     _recipe(
         "gunn-cifar-snapshot", "Qiao et al. 2018, Table 3 (GUNN-24 Ensemble, 24 x 6 layers, "
@@ -208,17 +208,17 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
       for letter, model, err, staged in [
         ("a", "vgg11", "A: 29.6% top-1, 10.4% top-5 (Table 3, S = 256)",
          "Net A is trained from random initialisation."),
-        ("d", "vgg16", "D: 26.6% top-1, 8.6% top-5 (Table 3, S = 256)",
+        ("d", "vgg16", "D: 27.0% top-1, 8.8% top-5 (Table 3, S = 256)",
          "Staged: start from net A with --init-from RUN_OF_VGG_A (the paper copies A's "
          "first four conv and last three FC layers; by name and shape, the first conv and "
          "the FC layers match)."),
-        ("e", "vgg19", "E: 27.0% top-1, 8.7% top-5 (Table 3, S = 256)",
+        ("e", "vgg19", "E: 27.3% top-1, 9.0% top-5 (Table 3, S = 256)",
          "Staged like vgg-d: --init-from RUN_OF_VGG_A.")]],
     _recipe(
         "vgg-d-s384", "Simonyan & Zisserman 2015, Section 3.1 (training image size)",
         "S = 384, fine-tuned from the S = 256 net (--init-from RUN_OF_VGG_D) at lr 1e-3; "
         "otherwise as vgg-d. Preset vgg-s384 (stand-in alexnet).",
-        reported="D: 26.9% top-1, 8.7% top-5 (Table 3, S = 384, Q = 384)",
+        reported="D: 26.8% top-1, 8.7% top-5 (Table 3, S = 384, Q = 384)",
         protocol="single-scale, dense (Q = S)",
         model="vgg16", preset=_PRESET["vgg-s384"], epochs=74, batch_size=256, lr=1e-3,
         momentum=0.9, nesterov=False, weight_decay=5e-4, schedule="plateau", milestones=[],
@@ -321,8 +321,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         milestones=[32000, 48000], warmup_epochs=400, warmup_mode="constant", warmup_factor=0.1)
       for name, model, err in [
         ("preact-resnet164-cifar", "preact_resnet164", "5.46% CIFAR-10, 24.33% CIFAR-100 (Table 3)"),
-        ("preact-resnet1001-cifar", "preact_resnet1001", "4.92% CIFAR-10, 27.21% CIFAR-100 "
-                                                         "(Table 4)")]],
+        ("preact-resnet1001-cifar", "preact_resnet1001", "4.92% CIFAR-10, 22.71% CIFAR-100 "
+                                                         "(Table 3)")]],
     _recipe(
         "preact-resnet200", "He et al. 2016b (Identity Mappings), Section 5",
         "ImageNet as the ResNet paper but with fixed steps: the authors' released code "
@@ -347,7 +347,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         ("wrn28-10", "wrn28_10", "WRN-28-10 with dropout: 3.89% CIFAR-10, 18.85% CIFAR-100 "
                                  "(Table 6)"),
         ("wrn40-10", "wrn40_10", "WRN-40-10 with dropout: 3.8% CIFAR-10, 18.3% CIFAR-100 "
-                                 "(Table 8)")]],
+                                 "(Section 3)")]],
     _recipe(
         "resnext-imagenet", "Xie et al. 2017, Section 4 (implementation details)",
         "Batch 256 (8 GPUs), lr 0.1 divided by 10 three times on the schedule of "
