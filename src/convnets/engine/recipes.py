@@ -56,6 +56,21 @@ _PRESET = {
     "nin-cifar": "cifar",         # GCN + ZCA whitening
 }
 
+# VGG (Simonyan & Zisserman 2015, Sec. 3.1): batch 256, momentum 0.9, weight decay 5e-4,
+# lr /10 when the validation accuracy stops improving, 74 epochs.
+_VGG = dict(epochs=74, batch_size=256, momentum=0.9, nesterov=False, weight_decay=5e-4,
+            schedule="plateau", milestones=[], val_split=10000, plateau_patience=2,
+            warmup_epochs=0.0)
+
+# The Inception line (Szegedy et al. 2016 Sec. 8, 2017 Sec. 4): RMSProp (decay 0.9,
+# epsilon 1.0), lr 0.045 x0.94 every 2 epochs, clipping at 2.0, label smoothing 0.1, a
+# running average of the parameters; 32 images per replica.
+_INCEPTION = dict(preset=_PRESET["inception"], epochs=100, batch_size=32, lr=0.045,
+                  optimizer="rmsprop-tf", rmsprop_decay=0.9, rmsprop_eps=1.0, momentum=0.9,
+                  nesterov=False, weight_decay=4e-5, schedule="exp", decay_every=2.0,
+                  gamma=0.94, milestones=[], warmup_epochs=0.0, clip_grad_norm=2.0,
+                  label_smoothing=0.1, ema=0.9999)
+
 _RESNET50_ERR = "ResNet-50: 22.85% top-1, 6.71% top-5 (He et al. 2016, Table 3)"
 _ALEXNET_ERR = "1 CNN: 40.7% top-1, 18.2% top-5 (Krizhevsky et al. 2012, Table 2)"
 
@@ -202,9 +217,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "stopped after 74 epochs); decisions on 10,000 held-out training images, patience "
         "2 (not in the paper). S = 256 (preset vgg-s256; stand-in alexnet). " + staged,
         reported=err, protocol="single-scale, dense (Q = S)",
-        model=model, preset=_PRESET["vgg-s256"], epochs=74, batch_size=256, lr=0.01,
-        momentum=0.9, nesterov=False, weight_decay=5e-4, schedule="plateau", milestones=[],
-        val_split=10000, plateau_patience=2, warmup_epochs=0.0)
+        model=model, preset=_PRESET["vgg-s256"], lr=0.01, **_VGG)
       for letter, model, err, staged in [
         ("a", "vgg11", "A: 29.6% top-1, 10.4% top-5 (Table 3, S = 256)",
          "Net A is trained from random initialisation."),
@@ -220,9 +233,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "otherwise as vgg-d. Preset vgg-s384 (stand-in alexnet).",
         reported="D: 26.8% top-1, 8.7% top-5 (Table 3, S = 384, Q = 384)",
         protocol="single-scale, dense (Q = S)",
-        model="vgg16", preset=_PRESET["vgg-s384"], epochs=74, batch_size=256, lr=1e-3,
-        momentum=0.9, nesterov=False, weight_decay=5e-4, schedule="plateau", milestones=[],
-        val_split=10000, plateau_patience=2, warmup_epochs=0.0),
+        model="vgg16", preset=_PRESET["vgg-s384"], lr=1e-3, **_VGG),
     _recipe(
         "vgg-d-jitter", "Simonyan & Zisserman 2015, Section 3.1 (multi-scale training)",
         "S drawn from [256, 512] per image (preset vgg-jitter; stand-in alexnet), fine-tuned "
@@ -230,9 +241,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "fine-tuning (the paper gives none for this stage).",
         reported="D: 25.6% top-1, 8.1% top-5 (Table 3, S in [256, 512], Q = 384)",
         protocol="single-scale, dense (Q = 384)",
-        model="vgg16", preset=_PRESET["vgg-jitter"], epochs=74, batch_size=256, lr=1e-3,
-        momentum=0.9, nesterov=False, weight_decay=5e-4, schedule="plateau", milestones=[],
-        val_split=10000, plateau_patience=2, warmup_epochs=0.0),
+        model="vgg16", preset=_PRESET["vgg-jitter"], lr=1e-3, **_VGG),
     _recipe(
         "googlenet", "Szegedy et al. 2015, Sections 5-6",
         "Asynchronous SGD, momentum 0.9, lr x0.96 every 8 epochs, Polyak averaging of the "
@@ -254,10 +263,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "batch of 1600 and scales linearly to the run's. 100 epochs (the paper's figure of "
         "about 100). " + note,
         reported=err, protocol="single-crop 299",
-        model=model, preset=_PRESET["inception"], epochs=100, batch_size=32, lr=0.045,
-        lr_batch=1600, optimizer="rmsprop-tf", rmsprop_decay=0.9, rmsprop_eps=1.0, momentum=0.9,
-        nesterov=False, weight_decay=4e-5, schedule="exp", decay_every=2.0, gamma=0.94,
-        milestones=[], warmup_epochs=0.0, clip_grad_norm=2.0, label_smoothing=0.1, ema=0.9999)
+        model=model, lr_batch=1600, **_INCEPTION)
       for name, model, extra_source, err, note in [
         ("inception-v3", "inception_v3", "", "21.2% top-1, 5.6% top-5 (Table 3)",
          "Weight decay 4e-5 is TF-slim's (the paper gives none)."),
@@ -273,10 +279,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "clipping at 2.0, label smoothing 0.1 and weight decay 4e-5 as the Inception-v3 "
         "recipe and TF-slim.",
         reported=err, protocol="single-crop 299",
-        model=model, preset=_PRESET["inception"], epochs=100, batch_size=32, lr=0.045,
-        lr_batch=640, optimizer="rmsprop-tf", rmsprop_decay=0.9, rmsprop_eps=1.0, momentum=0.9,
-        nesterov=False, weight_decay=4e-5, schedule="exp", decay_every=2.0, gamma=0.94,
-        milestones=[], warmup_epochs=0.0, clip_grad_norm=2.0, label_smoothing=0.1, ema=0.9999)
+        model=model, lr_batch=640, **_INCEPTION)
       for name, model, err in [
         ("inception-v4", "inception_v4", "20.0% top-1, 5.0% top-5 (Table 2)"),
         ("inception-resnet-v2", "inception_resnet_v2", "19.9% top-1, 4.9% top-5 (Table 2)")]],
