@@ -251,3 +251,16 @@ def test_train_says_the_best_epoch_was_chosen_on_validation(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "best (by validation) epoch" in out and "val top-1 err" in out
+
+
+def test_a_checkpoint_of_the_former_lambdalr_scheduler_still_resumes():
+    cfg = TrainConfig(epochs=2, schedule="step", milestones=[1], warmup_epochs=0, lr=0.1)
+    net = _net()
+    old = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD(net.parameters(), lr=0.1),
+                                            lr_factor(cfg, 4))
+    for _ in range(5):
+        old.optimizer.step()
+        old.step()
+    new = Schedule(torch.optim.SGD(net.parameters(), lr=0.1), cfg, 4)
+    new.load_state_dict(old.state_dict())
+    assert new.last_step == 5 and new.get_last_lr() == pytest.approx(old.get_last_lr())
