@@ -82,28 +82,83 @@ def run_train(args: argparse.Namespace) -> None:
     last, best = result["last"], result["best"]
     if last is not None:
         print(f"done: {result['run_dir']}  test top-1 error {last['test_top1_err']:.2f}%  "
-              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); best "
-              f"top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}")
+              f"top-5 error {last['test_top5_err']:.2f}%  (last epoch, {last['epoch']}); "
+              + _best_text(best, result["best_by"]))
+
+
+def _schedule_text(cfg) -> str:
+    """The schedule in one phrase, from the configuration's own fields."""
+    unit = " iterations" if cfg.schedule_unit == "iter" else ""
+    if cfg.schedule == "step":
+        factors = cfg.milestone_gammas()
+        if len(set(factors)) <= 1:
+            text = f"step /{1 / cfg.gamma:g} at {', '.join(map(str, cfg.milestones))}{unit}"
+        else:
+            text = "step " + ", ".join(f"x{g:g} at {m}" for m, g in zip(cfg.milestones, factors)) + unit
+    elif cfg.schedule == "exp":
+        text = f"x{cfg.gamma:g} every {cfg.decay_every:g} epochs"
+    elif cfg.schedule == "plateau":
+        text = (f"/{1 / cfg.gamma:g} after {cfg.plateau_patience} epochs without a lower error "
+                f"on {cfg.val_split} held-out training images")
+    else:
+        text = "cosine"
+    if cfg.warmup_epochs:
+        text += (f", {cfg.warmup_epochs:g}{unit or ' epochs'} of {cfg.warmup_mode} warm-up "
+                 f"at lr x {cfg.warmup_factor:g}")
+    return text
+
+
+def _optimizer_text(cfg) -> str:
+    from ..engine.optim import scaled_lr
+
+    if cfg.optimizer == "rmsprop-tf":
+        text = (f"RMSProp (TensorFlow's: decay {cfg.rmsprop_decay:g}, epsilon {cfg.rmsprop_eps:g}, "
+                f"momentum {cfg.momentum:g})")
+    else:
+        text = f"SGD, momentum {cfg.momentum} {'Nesterov' if cfg.nesterov else 'plain'}"
+    text += f" lr {cfg.lr:g}"
+    if cfg.lr_batch:
+        text += (f" for a global batch of {cfg.lr_batch}, scaled linearly to the run's "
+                 f"(batch x processes x accum-steps; one process: {scaled_lr(cfg):.4g})")
+    return text + f", weight decay {cfg.weight_decay:g}"
+
+
+def recipe_lines(recipe) -> list[str]:
+    """What `convnets recipes` prints for one recipe."""
+    from ..engine.config import TrainConfig
+
+    cfg = TrainConfig(**recipe.settings)
+    extras = [f"{name} {value:g}" for name, value in (
+        ("gradient clipping at", cfg.clip_grad_norm), ("label smoothing", cfg.label_smoothing),
+        ("EMA of the weights, decay", cfg.ema)) if value]
+    if cfg.model_options:
+        extras.append(f"model options {cfg.model_options}")
+    lines = [f"{recipe.name}  ({recipe.source})",
+             f"  model {cfg.model}, data preset {cfg.preset or 'the dataset default'}, "
+             f"{cfg.epochs} epochs, batch {cfg.batch_size}",
+             f"  {_optimizer_text(cfg)}, schedule {_schedule_text(cfg)}"]
+    if extras:
+        lines.append(f"  {'; '.join(extras)}")
+    if recipe.reported:
+        lines.append(f"  paper: {recipe.reported}; protocol {recipe.protocol}")
+    if recipe.notes:
+        lines.append(f"  {recipe.notes}")
+    return lines
+
+
+def _best_text(best: dict, best_by: str) -> str:
+    if best_by == "validation":  # chosen on the held-out split, never on the test split
+        return (f"best (by validation) epoch {best['epoch']}: validation top-1 error "
+                f"{best['val_top1_err']:.2f}%, test {best['test_top1_err']:.2f}%")
+    return f"best top-1 error {best['test_top1_err']:.2f}% at epoch {best['epoch']}"
 
 
 def run_recipes(args: argparse.Namespace) -> None:
     from ..data import list_presets
-    from ..engine.config import RECIPES, TrainConfig
+    from ..engine.config import RECIPES
 
     for recipe in RECIPES.values():
-        cfg = TrainConfig(**recipe.settings)
-        momentum = f"{cfg.momentum} {'Nesterov' if cfg.nesterov else 'plain'}"
-        sched = (f"step /{1 / cfg.gamma:g} at {', '.join(map(str, cfg.milestones))}"
-                 if cfg.schedule == "step" else "cosine")
-        if cfg.warmup_epochs:
-            sched += f", {cfg.warmup_epochs:g} warm-up epochs"
-        print(f"{recipe.name}  ({recipe.source})")
-        print(f"  model {cfg.model}, data preset {cfg.preset or 'the dataset default'}, "
-              f"{cfg.epochs} epochs, batch {cfg.batch_size}")
-        print(f"  SGD lr {cfg.lr:g}, momentum {momentum}, weight decay {cfg.weight_decay:g}, "
-              f"schedule {sched}")
-        if recipe.notes:
-            print(f"  {recipe.notes}")
+        print("\n".join(recipe_lines(recipe)))
         print()
     print("data presets (--preset):")
     for name, text in list_presets().items():

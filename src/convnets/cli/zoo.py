@@ -76,8 +76,14 @@ def run_summary(args: argparse.Namespace) -> None:
 
 
 def run_info(args: argparse.Namespace) -> None:
+    from ..engine.recipes import recipes_for
     from ..models import model_info
 
-    for key, value in model_info(args.model).as_dict().items():
+    info = model_info(args.model)
+    for key, value in info.as_dict().items():
         if value not in (None, "", ()):
             print(f"{key:<12} {value}")
+    recipes = recipes_for(info.name)
+    if recipes:
+        print(f"{'recipes':<12} {', '.join(r.name for r in recipes)} "
+              f"(convnets train {info.name} --recipe NAME; `convnets recipes` says what each is)")

@@ -78,6 +78,37 @@ def _input_size(v: list[int] | None) -> str | None:
     return None if ok else f"must be (C, H, W) with C 1 or 3 and positive sides, got {v}"
 
 
+def _factors(text: str) -> tuple[list[float], str | None]:
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        return [], f"must be comma-separated numbers, got {text!r}"
+    bad = [v for v in values if not 0 < v <= 1]
+    return values, (f"factors must be in (0, 1], got {bad[0]}" if bad else None)
+
+
+def _option_value(text: str) -> bool | int | float | str:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _model_options(text: str) -> tuple[dict[str, Any], str | None]:
+    options: dict[str, Any] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip():
+            return {}, f"must be KEY=VALUE pairs separated by commas, got {item!r}"
+        options[key.strip()] = _option_value(value.strip())
+    return options, None
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides what a training run computes.
@@ -103,16 +134,55 @@ class TrainConfig:
     nesterov: bool = option(True, "Nesterov momentum", flag="--nesterov")
     weight_decay: float = option(5e-4, "L2 weight decay", flag="--wd", check=at_least(0))
     schedule: str = option("cosine", "learning-rate schedule", flag="--schedule",
-                         choices=("step", "cosine"))
-    milestones: list[int] = option([], "step schedule: epochs where the lr is multiplied by gamma, "
+                         choices=("step", "cosine", "exp", "plateau"))
+    milestones: list[int] = option([], "step schedule: epochs (or steps: --schedule-unit) where the "
+                                 "lr is multiplied by gamma, "
                                  "e.g. 150,225", flag="--milestones", parse=int_list,
                                  check=_increasing, metavar="E1,E2,...")
     gamma: float = option(0.1, "step schedule: factor at each milestone", flag="--gamma",
                         check=lambda v: None if 0 < v <= 1 else f"must be in (0, 1], got {v}")
-    warmup_epochs: float = option(1.0, "linear warm-up from lr/100 (Goyal et al. 2017), in epochs",
+    warmup_epochs: float = option(1.0, "warm-up length in epochs (steps with --schedule-unit iter); "
+                                "linear from lr/100 by default (Goyal et al. 2017)",
                                 flag="--warmup", check=at_least(0))
     label_smoothing: float = option(0.0, "label smoothing", flag="--label-smoothing",
                                   check=in_range(0, 1))
+    # The papers' optimizers, schedules and regularisers (engine/optim.py, schedules.py,
+    # validation.py, init_from.py): every default leaves a run as it was before them.
+    optimizer: str = option("sgd", "sgd, or rmsprop-tf: RMSProp as TensorFlow defines it (the "
+                          "Inception recipes)", flag="--optimizer", choices=("sgd", "rmsprop-tf"))
+    rmsprop_decay: float = option(0.9, "rmsprop-tf: decay of the mean square", flag="--rmsprop-decay",
+                                check=in_range(0, 1))
+    rmsprop_eps: float = option(1.0, "rmsprop-tf: epsilon, inside the square root",
+                              flag="--rmsprop-eps", check=positive)
+    decay_every: float = option(0.0, "exp schedule: epochs between two multiplications by gamma "
+                              "(staircase)", flag="--decay-every", check=at_least(0))
+    gammas: str = option("", "step schedule: one factor per milestone (default: gamma at each), "
+                       "e.g. 0.4,0.5,0.5,0.2", flag="--gammas", check=lambda v: _factors(v)[1],
+                       metavar="G1,G2,...")
+    schedule_unit: str = option("epoch", "what milestones and warm-up count: epochs or optimizer "
+                              "steps (iter)", flag="--schedule-unit", choices=("epoch", "iter"))
+    warmup_mode: str = option("linear", "warm-up: linear from lr x warmup-factor, or constant at "
+                            "it (He et al. 2016, ResNet-110)", flag="--warmup-mode",
+                            choices=("linear", "constant"))
+    warmup_factor: float = option(0.01, "the warm-up's starting (linear) or whole (constant) "
+                                "fraction of lr", flag="--warmup-factor", check=in_range(0, 1))
+    plateau_patience: int = option(0, "plateau schedule: epochs without a lower validation error "
+                                 "before lr x gamma", flag="--plateau-patience", check=at_least(0))
+    val_split: int = option(0, "hold out N training images (drawn by the seed) as the validation "
+                          "split: the plateau schedule and the best epoch read it, never the test "
+                          "split", flag="--val-split", check=at_least(0), metavar="N")
+    clip_grad_norm: float = option(0.0, "clip the gradient's global L2 norm to this (0: off)",
+                                 flag="--clip-grad-norm", check=at_least(0))
+    init_from: str | None = option(None, "start from these weights (a run directory or a weights "
+                                 "file): layers matching in name and shape are copied, the rest "
+                                 "reported", flag="--init-from", metavar="RUN_OR_WEIGHTS")
+    lr_batch: int = option(0, "the global batch lr is given for: lr scales linearly to the "
+                         "run's (batch x processes x accum-steps; Goyal et al. 2017); 0: as given",
+                         flag="--lr-batch", check=at_least(0), metavar="B")
+    model_options: str = option("", "the model builder's options, e.g. dropout=0.3 or "
+                              "drop_path_rate=0.5,drop_path_draw=batch (`convnets info`)",
+                              flag="--model-options", check=lambda v: _model_options(v)[1],
+                              metavar="K=V,...")
     init: str = option("default", "weight initialisation (default: the model's own, its paper's)",
                      flag="--init", choices=("default", "he", "lsuv"))
     amp: str | None = option(None, "mixed precision (fp16: CUDA GPUs only)", flag="--amp",
@@ -149,9 +219,26 @@ class TrainConfig:
         check_fields(self)
         if self.nesterov and self.momentum == 0:
             raise ConfigError.of("nesterov", "needs a positive momentum")
+        if self.schedule == "exp" and not self.decay_every:
+            raise ConfigError.of("decay_every", "the exp schedule needs the epochs between decays")
+        n_gammas = len(self.milestone_gammas())
+        if self.gammas and n_gammas != len(self.milestones):
+            raise ConfigError.of("gammas", f"{n_gammas} factors for {len(self.milestones)} "
+                                 "milestones: give one per milestone")
+        if self.schedule == "plateau" and not (self.val_split and self.plateau_patience):
+            raise ConfigError.of("schedule", "plateau decides on a validation split: give "
+                                 "--val-split N and --plateau-patience E (never the test split)")
         if self.snapshot_ensemble and self.epochs % self.snapshot_ensemble:
             raise ConfigError.of("snapshot_ensemble", f"{self.snapshot_ensemble} must divide the "
                                  f"{self.epochs} epochs (each cycle is a whole number of epochs)")
+
+    def milestone_gammas(self) -> list[float]:
+        """The factor at each milestone: ``gammas``, or ``gamma`` at every one."""
+        return _factors(self.gammas)[0] or [self.gamma] * len(self.milestones)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """``model_options`` as the builder's keyword arguments."""
+        return _model_options(self.model_options)[0]
 
     def model_input_size(self) -> tuple[int, int, int]:
         """The input the run's model sees: ``input_size`` or the model's published one."""
@@ -201,120 +288,14 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
 
 
 # --- recipes ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Recipe:
-    """A paper's hyper-parameters. ``settings`` are TrainConfig fields; every field of
-    ``SCHEDULE_FIELDS`` is set explicitly by each recipe but ``digits`` (whose values are
-    TrainConfig's defaults), so that no recipe inherits the small default's schedule."""
-
-    name: str
-    source: str                   # where the numbers come from
-    settings: dict                # TrainConfig fields this recipe sets
-    notes: str = ""
+# The papers' recipes live in engine/recipes.py; these names are read from there so that
+# ``from convnets.engine.config import RECIPES, recipe_config`` keeps working.
+_RECIPE_NAMES = ("Recipe", "RECIPES", "SCHEDULE_FIELDS", "list_recipes", "recipe_config")
 
 
-SCHEDULE_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
-                   "schedule", "milestones", "warmup_epochs")
+def __getattr__(name: str) -> Any:
+    if name in _RECIPE_NAMES:
+        from . import recipes
 
-
-def _recipe(name: str, source: str, notes: str = "", **settings) -> Recipe:
-    return Recipe(name, source, settings, notes)
-
-
-# ImageNet, DenseNet style (Huang et al. 2017, Section 4.2): batch 256, 90 epochs,
-# lr 0.1 divided by 10 at epochs 30 and 60, weight decay 1e-4, Nesterov momentum 0.9
-# without dampening, and the augmentation of fb.resnet.torch (datasets/imagenet.lua), on
-# which the DenseNet and GUNN Torch code are built: preset `fb-resnet`.
-_DENSENET_IMAGENET = dict(preset="fb-resnet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
-                          nesterov=True, weight_decay=1e-4, schedule="step", milestones=[30, 60],
-                          warmup_epochs=0.0)
-
-# CIFAR, GUNN (Qiao et al. 2018, Section 6.2): batch 64, lr 0.1, weight decay 1e-4,
-# momentum 0.9 without dampening (Nesterov in the authors' train.lua), 300 epochs.
-_GUNN_CIFAR = dict(preset="gunn-cifar", epochs=300, batch_size=64, lr=0.1, momentum=0.9,
-                   nesterov=True, weight_decay=1e-4, warmup_epochs=0.0)
-
-RECIPES: dict[str, Recipe] = {r.name: r for r in [
-    _recipe(
-        "digits", "convnets' own small default",
-        "ResNet-20 (He et al. 2016, Section 4.2) on the built-in 8x8 digits resized to 32x32 "
-        "with the digits augmentation; a few minutes on 2 CPU cores. Chosen on 287 "
-        "validation images held out of the training split: ResNet-20 at lr 0.05 for 20 "
-        "epochs, 0.35% validation error (lr 0.1: 0.70%); LeNet-5 stays at 1.05% over lr "
-        "0.005-0.01, 30-60 epochs, label smoothing and seeds (lr 0.02 or batch 16 "
-        "saturates its tanh units), and made 2.22% test error with lr 0.007 for 40 epochs.",
-        # TrainConfig's defaults are this recipe; it sets nothing of its own.
-    ),
-    _recipe(
-        "gunn-cifar", "Qiao et al. 2018, Section 6.2; augmentation from the authors' code "
-                      "(github.com/joe-siyuan-qiao/GUNN, datasets/cifar10.lua and transforms.lua)",
-        "lr /10 at the 150th and 225th epoch counted from 1, as the released train.lua does "
-        "(epoch >= 0.5 and 0.75 x nEpochs): after 149 and 224 epochs. Augmentation "
-        "`gunn-cifar` is the released code's: flip, mean-colour pad + crop, then the "
-        "'Jigsaw' circular shift, which the paper does not describe (it names mirroring "
-        "and shifting only: --preset cifar).",
-        model="gunn15", **_GUNN_CIFAR, schedule="step", milestones=[149, 224]),
-    _recipe(
-        "gunn-cifar-snapshot", "Qiao et al. 2018, Table 3 (GUNN-24 Ensemble, 24 x 6 layers, "
-                               "177.6M parameters: 6 snapshots of GUNN-24) and Section 6.3 "
-                               "(Snapshot Ensemble, Huang et al. 2017a); Section 6.2 otherwise",
-        "6 cosine cycles of 50 epochs restarting at lr 0.1 (Huang et al. 2017a, Eq. 2), one "
-        "snapshot at the end of each; `convnets eval RUN` averages their softmax outputs "
-        "(published: 3.02% C10, 15.61% C100). The paper gives neither the cycle length nor "
-        "the restart lr: 300 epochs / 6 and its CIFAR lr 0.1 are assumed (Huang et al. "
-        "report restart lrs 0.1 and 0.2).",
-        model="gunn24", **_GUNN_CIFAR, schedule="cosine", milestones=[], snapshot_ensemble=6),
-    _recipe(
-        "gunn-imagenet", "Qiao et al. 2018, Section 6.2: the DenseNet ImageNet schedule",
-        "Huang et al. 2017, Section 4.2: 90 epochs, lr /10 at 30 and 60. Augmentation of "
-        "fb.resnet.torch, as the authors' datasets/imagenet.lua (Section 6.1: that of "
-        "ResNet, DenseNet and ResNeXt).",
-        model="gunn18", **_DENSENET_IMAGENET),
-    _recipe(
-        "gunn-imagenet-released", "the authors' code (github.com/joe-siyuan-qiao/GUNN): the "
-                                  "README's ImageNet command (-nEpochs 120, -batchSize 256) "
-                                  "and train.lua's learningRate",
-        "lr 0.1, then 0.01 from epoch 31, 0.001 from 61 and 1e-5 from 91 (counted from 1): "
-        "train.lua raises the fourth decay step to two (decay = floor((epoch - 1) / 30), plus "
-        "one from 3 on), hence 90 listed twice.",
-        model="gunn18", **{**_DENSENET_IMAGENET, "epochs": 120, "milestones": [30, 60, 90, 90]}),
-    _recipe(
-        "densenet-imagenet", "Huang et al. 2017, Section 4.2",
-        "Nesterov momentum 0.9 without dampening; augmentation of fb.resnet.torch, on which "
-        "DenseNet's code is built.",
-        model="densenet121", **_DENSENET_IMAGENET),
-    _recipe(
-        "resnet-imagenet", "He et al. 2016, Section 3.4 (fixed steps as torchvision's reference); "
-                           "augmentation of fb.resnet.torch",
-        "The paper divides by 10 on plateaus (about 120 epochs); the common 90-epoch form "
-        "divides every 30 epochs. fb.resnet.torch replaces the paper's scale augmentation "
-        "(shorter side 256-480) by the 8-100% random-sized crop, which gave it a better "
-        "validation error, and adds colour jitter to the paper's PCA lighting.",
-        model="resnet50", preset="fb-resnet", epochs=90, batch_size=256, lr=0.1, momentum=0.9,
-        nesterov=False, weight_decay=1e-4, schedule="step", milestones=[30, 60],
-        warmup_epochs=0.0),
-    _recipe(
-        "alexnet", "Krizhevsky et al. 2012, Section 5",
-        "The paper divides the lr by 10 when validation error stops improving, three times in "
-        "about 90 epochs; fixed at epochs 30, 60 and 80 here so that runs are reproducible. "
-        "Dropout 0.5 in the first two fully connected layers is part of the model. The paper "
-        "initialises biases to 1 in some layers; the model's own initialisation is used.",
-        model="alexnet", preset="alexnet", epochs=90, batch_size=128, lr=0.01, momentum=0.9,
-        nesterov=False, weight_decay=5e-4, schedule="step", milestones=[30, 60, 80],
-        warmup_epochs=0.0),
-]}
-
-
-def list_recipes() -> list[str]:
-    return list(RECIPES)
-
-
-def recipe_config(name: str, **overrides) -> TrainConfig:
-    """The configuration of recipe ``name`` with ``overrides`` (None values ignored)."""
-    key = name.strip().lower().replace("_", "-")
-    if key not in RECIPES:
-        raise ConfigError(f"unknown recipe {name!r}; `convnets recipes` lists "
-                         f"{', '.join(RECIPES)}")
-    base = TrainConfig(**{**RECIPES[key].settings, "recipe": key})
-    return base.replace(**overrides)
+        return getattr(recipes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

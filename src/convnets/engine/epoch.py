@@ -38,14 +38,25 @@ def _logits_and_loss(out: Any, y: torch.Tensor, criterion: nn.Module,
     return out, criterion(out, y)
 
 
+def _clip(model: nn.Module, optimizer: torch.optim.Optimizer,
+          scaler: torch.amp.GradScaler | None, max_norm: float) -> None:
+    """Gradient clipping by the global norm (Szegedy et al. 2016, Sec. 8: threshold 2.0),
+    on the true gradient: a loss-scaled one is unscaled first."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                     device: torch.device, criterion: nn.Module, scheduler: Any = None,
                     scaler: torch.amp.GradScaler | None = None, amp: str | None = None,
                     accum_steps: int = 1, ema: nn.Module | None = None,
                     channels_last: bool = False, env: ddp.DistEnv = ddp.DistEnv(),
-                    epoch: int = 0, progress: bool = False) -> dict[str, float]:
+                    epoch: int = 0, progress: bool = False,
+                    clip_grad_norm: float = 0.0) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, top-1 error (``top1_err``, %), images,
-    seconds and optimizer steps, summed over all processes. Raises :class:`NonFiniteError`."""
+    seconds and optimizer steps, summed over all processes. Raises :class:`NonFiniteError`.
+    ``clip_grad_norm`` (when positive) bounds the global L2 norm of each step's gradient."""
     from tqdm import tqdm
 
     model.train()
@@ -77,6 +88,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         sums += torch.stack([loss * len(y), (logits.detach().argmax(1) != y).sum(),
                              torch.tensor(len(y), device=device)]).double()
         if last:
+            if clip_grad_norm:
+                _clip(model, optimizer, scaler, clip_grad_norm)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()

@@ -32,7 +32,8 @@ from . import logs
 from .config import TrainConfig, load_config, resume_changes
 from .epoch import NonFiniteError, train_one_epoch
 from .optim import build_optimizer
-from .schedules import lr_factor
+from .schedules import Schedule
+from .validation import carve_validation, with_best_val
 from .worker_errors import unwrap_worker_errors
 
 __all__ = ["fit", "default_run_dir"]
@@ -50,12 +51,26 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
+def _open_split(cfg: TrainConfig, input_size: tuple[int, int, int], split: str,
+                train_transform: bool) -> Dataset:
     from ..data import open_dataset
 
-    kw = dict(input_size=input_size, preset=cfg.preset, max_pixels=cfg.max_pixels)
-    return (open_dataset(cfg.data, "train", train_transform=True, **kw),
-            open_dataset(cfg.data, "test", train_transform=False, **kw))
+    return open_dataset(cfg.data, split, train_transform=train_transform, input_size=input_size,
+                        preset=cfg.preset, max_pixels=cfg.max_pixels)
+
+
+def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
+    return _open_split(cfg, input_size, "train", True), _open_split(cfg, input_size, "test", False)
+
+
+def _hold_out(cfg: TrainConfig, train_set: Dataset, input_size: tuple[int, int, int],
+              opened: bool) -> tuple[Dataset, Dataset | None]:
+    """(the images trained on, the validation split or None): ``--val-split`` images of
+    the training split, evaluated without augmentation when this run opened the data."""
+    if not cfg.val_split:
+        return train_set, None
+    plain = _open_split(cfg, input_size, "train", False) if opened else train_set
+    return carve_validation(train_set, plain, cfg.val_split, cfg.seed)
 
 
 def fit(cfg: TrainConfig, run_dir: str | None = None, *, resume: bool = False,
@@ -113,6 +128,7 @@ class _Run:
     scaler: Any
     start_epoch: int
     step: int
+    val_loader: DataLoader | None = None  # the validation split's (--val-split)
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
@@ -155,18 +171,24 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     train_set, test_set = datasets or _open_data(cfg, input_size)
     num_classes = _num_classes(train_set, info.num_classes)
     check_input_size(cfg.model, input_size, num_classes=num_classes)
-    model = create_model(cfg.model, num_classes=num_classes)
+    model = create_model(cfg.model, num_classes=num_classes, **cfg.model_kwargs())
     pin = device.type == "cuda"
-    train_loader = ddp.make_loader(train_set, batch_size=cfg.batch_size, env=env, train=True,
+    fit_set, val_set = _hold_out(cfg, train_set, input_size, opened=datasets is None)
+    train_loader = ddp.make_loader(fit_set, batch_size=cfg.batch_size, env=env, train=True,
                                    workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
+    val_loader = None if val_set is None else ddp.make_eval_loader(
+        val_set, batch_size=cfg.batch_size, env=env, workers=cfg.workers, seed=cfg.seed,
+        pin_memory=pin)
     if len(train_loader) == 0:
-        raise ConfigError.of("batch_size", f"{cfg.batch_size} is more than the {len(train_set)} "
+        raise ConfigError.of("batch_size", f"{cfg.batch_size} is more than the {len(fit_set)} "
                              f"training images hold for each of {env.world_size} process(es)")
     test_loader = ddp.make_eval_loader(test_set, batch_size=cfg.batch_size, env=env,
                                        workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
     if cfg.init != "default" and not resume:
         ddp.set_epoch(train_loader, -1, cfg.seed)
         apply_init(model, cfg.init, next(iter(train_loader))[0][: 256])
+    if cfg.init_from and not resume:
+        _init_from(model, cfg.init_from, log if env.is_main else None)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -177,8 +199,12 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
 
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accum_steps)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
+    optimizer = build_optimizer(model, cfg, env.world_size)
+    if cfg.lr_batch and env.is_main and not resume:
+        log(f"lr {optimizer.param_groups[0]['lr']:.4g}: {cfg.lr:g} for a global batch of "
+            f"{cfg.lr_batch}, scaled linearly to this run's "
+            f"{cfg.batch_size * env.world_size * cfg.accum_steps}")
+    scheduler = Schedule(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     start_epoch = step = 0
     if resume:
@@ -197,7 +223,15 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     if env.is_main:
         _record_inference_spec(cfg, run_dir, test_set, input_size)
     return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
-                optimizer, scheduler, scaler, start_epoch, step)
+                optimizer, scheduler, scaler, start_epoch, step, val_loader)
+
+
+def _init_from(model: nn.Module, source: str, log: Callable[[str], None] | None) -> None:
+    from .init_from import init_from
+
+    report = init_from(model, source)
+    for line in report.lines() if log else ():
+        log(line)
 
 
 def _num_classes(train_set: Dataset, model_default: int) -> int:
@@ -295,6 +329,8 @@ class _Epochs:
         if bad_files:
             row["bad_files"] = len(bad_files)
         self._stop_unless_finite(epoch, row["test_loss"])
+        if self.run.scheduler.end_epoch(row.get("val_top1_err")) and self.env.is_main:
+            self.log(f"epoch {epoch + 1}: validation error stopped improving; lr x {self.cfg.gamma:g}")
         self._commit(epoch, row)
         self.last_good = epoch + 1
         ddp.barrier(self.env)
@@ -306,7 +342,8 @@ class _Epochs:
                                       criterion=self.criterion, scheduler=run.scheduler,
                                       scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
                                       ema=run.ema, channels_last=cfg.channels_last, env=self.env,
-                                      epoch=epoch, progress=self.show)
+                                      epoch=epoch, progress=self.show,
+                                      clip_grad_norm=cfg.clip_grad_norm)
         except NonFiniteError as err:
             raise self._stopped(str(err)) from None
         self.step += trained["steps"]
@@ -320,17 +357,21 @@ class _Epochs:
         figures: dict[str, Any] = {"train_loss": trained["loss"], "train_top1_err": trained["top1_err"],
                                    "test_loss": res["loss"], "test_top1_err": res["top1_err"],
                                    "test_top5_err": res["top5_err"]}
+        if run.val_loader is not None:  # the split the schedule and the best epoch read
+            res_val = self._test(run.model, run.val_loader)
+            figures.update(val_loss=res_val["loss"], val_top1_err=res_val["top1_err"],
+                           val_top5_err=res_val["top5_err"])
         if run.ema is not None:
             res_ema = self._test(run.ema.module)
             figures.update(ema_test_top1_err=res_ema["top1_err"], ema_test_top5_err=res_ema["top5_err"])
         figures.update(images_per_s=trained["images"] / trained["seconds"], time=trained["seconds"])
         return figures
 
-    def _test(self, model: nn.Module) -> dict[str, float]:
+    def _test(self, model: nn.Module, loader: DataLoader | None = None) -> dict[str, float]:
         from .evaluation import evaluate
 
         # Every process evaluates its shard of the test set; the sums are reduced.
-        return evaluate(model, self.run.test_loader, device=self.device, amp=self.eval_amp,
+        return evaluate(model, loader or self.run.test_loader, device=self.device, amp=self.eval_amp,
                         num_classes=self.run.num_classes,
                         reduce=functools.partial(ddp.all_reduce_tensor, env=self.env))
 
@@ -372,6 +413,8 @@ class _Epochs:
             return
         self.history.append(row)
         logs.with_best(self.history)
+        if self.run.val_loader is not None:
+            with_best_val(self.history)
         # The metrics row first: a kill between the two writes leaves a row for an
         # uncommitted epoch, which a resume drops; never a committed epoch without one.
         logs.write_history(self.metrics_path, self.history)
@@ -381,10 +424,11 @@ class _Epochs:
                              scaler=run.scaler, ema=run.ema, rng=rngs)
         if self.writer is not None:
             for key, value in row.items():
-                if key != "epoch" and value is not None:
+                if key != "epoch" and isinstance(value, (int, float)):  # not best_by's name
                     self.writer.add_scalar(key, value, epoch + 1)
             self.writer.flush()
-        self.log(logs.epoch_line(row, cfg.epochs))
+        val = f"  val top-1 err {row['val_top1_err']:.2f}%" if "val_top1_err" in row else ""
+        self.log(logs.epoch_line(row, cfg.epochs) + val)
 
     def _save_snapshot(self, epoch: int) -> None:
         """The weights at the end of each cosine cycle, the members of a snapshot ensemble
@@ -406,8 +450,10 @@ class _Epochs:
 
     def result(self) -> dict[str, Any]:
         history = self.history
+        key = "val_top1_err" if self.run.val_loader is not None else "test_top1_err"
         return {"run_dir": self.run.run_dir, "history": history,
-                "last": history[-1] if history else None, "best": logs.best_row(history)}
+                "last": history[-1] if history else None, "best": logs.best_row(history, key),
+                "best_by": "validation" if self.run.val_loader is not None else "test"}
 
 
 def _non_finite(model: nn.Module, ema: nn.Module | None) -> list[str]:

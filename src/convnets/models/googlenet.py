@@ -156,6 +156,9 @@ class GoogLeNet(ConvNet):
                       "(6,624,904 without them, torchvision's published count)")
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = True,
               transform_input: bool = False, dropout: float = 0.2,
-              paper_5x5: bool = False) -> GoogLeNet:
+              paper_5x5: bool = False, dropout_aux: float = 0.7) -> GoogLeNet:
+    # The paper (Sec. 5): dropout 0.4 before the classifier, 0.7 in the auxiliary heads;
+    # 0.2 is torchvision's, whose weights these are.
     return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits,
-                     transform_input=transform_input, dropout=dropout, paper_5x5=paper_5x5)
+                     transform_input=transform_input, dropout=dropout, dropout_aux=dropout_aux,
+                     paper_5x5=paper_5x5)

@@ -164,29 +164,33 @@ class SqueezeExcite(nn.Module):
         return x * s
 
 
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+def drop_path(x: torch.Tensor, p: float, training: bool, per_batch: bool = False) -> torch.Tensor:
     """Stochastic depth (Huang et al. 2016): drop a residual branch for whole samples with
     probability ``p`` in training, scaling survivors by 1/(1-p) so that evaluation needs no
-    rescaling (the "inverted" form of the paper's test-time multiplication by 1-p)."""
+    rescaling (the "inverted" form of the paper's test-time multiplication by 1-p).
+    ``per_batch`` draws once for the whole mini-batch, as Huang et al. do (Sec. 3: "for
+    each mini-batch, randomly select sets of layers"; their Torch code), rather than once
+    per sample, the drop-path of later work."""
     if p == 0.0 or not training:
         return x
     keep = 1.0 - p
-    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    shape = (1 if per_batch else x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = x.new_empty(shape).bernoulli_(keep)
     return x * mask / keep
 
 
 class DropPath(nn.Module):
-    def __init__(self, p: float = 0.0) -> None:
+    def __init__(self, p: float = 0.0, per_batch: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ConfigError(f"drop-path probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p, self.per_batch = p, per_batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.p, self.training)
+        return drop_path(x, self.p, self.training, self.per_batch)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" + (", per_batch=True" if self.per_batch else "")
 
 
 class StackedConv2d(nn.Conv2d):

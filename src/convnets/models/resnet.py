@@ -211,7 +211,8 @@ class ResNet(ConvNet):
                  planes: tuple[int, ...] = (64, 128, 256, 512), stem: str = "imagenet",
                  stem_width: int = 64, groups: int = 1, base_width: int = 64,
                  shortcut: str = "B", se_reduction: int = 0, dropout: float = 0.0,
-                 drop_path_rate: float = 0.0, num_classes: int = 1000) -> None:
+                 drop_path_rate: float = 0.0, drop_path_draw: str = "sample",
+                 num_classes: int = 1000) -> None:
         super().__init__()
         if stem not in ("imagenet", "cifar"):
             raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
@@ -221,6 +222,8 @@ class ResNet(ConvNet):
             raise ConfigError("give one width per stage")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ConfigError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if drop_path_draw not in ("sample", "batch"):
+            raise ConfigError(f"drop_path_draw must be 'sample' or 'batch', got {drop_path_draw!r}")
         self.block, self.shortcut = block, shortcut
         imagenet = stem == "imagenet"
         self.conv1 = same_conv(3, stem_width, 7 if imagenet else 3, 2 if imagenet else 1)
@@ -249,6 +252,9 @@ class ResNet(ConvNet):
         # Pre-activation: the last block's output has not been normalised yet (Fig. 1b).
         self.final_norm = nn.BatchNorm2d(in_channels) if block.preact else None
         self.fc = nn.Linear(in_channels, num_classes)
+        for module in self.modules():
+            if isinstance(module, DropPath):
+                module.per_batch = drop_path_draw == "batch"
         init_he_fan_out(self)
 
     def _shortcut(self, in_channels: int, out: int, stride: int) -> nn.Module:
@@ -293,133 +299,155 @@ _CIFAR_PREACT = dict(block=PreActBottleneck, planes=(16, 32, 64), stem="cifar", 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=30.24, top5_err=10.92,
                 params=11_689_512, figures=_TV, torchvision="resnet18", timm="resnet18")
-def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
-    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate)
+def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate,
+                   drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=26.69, top5_err=8.58,
                 params=21_797_672, figures=_TV, torchvision="resnet34", timm="resnet34")
-def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
-    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
+def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate,
+                   drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=23.87, top5_err=7.14,
                 params=25_557_032, figures=_TV, torchvision="resnet50", timm="resnet50")
-def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate)
+def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate,
+                   drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=22.63, top5_err=6.45,
                 params=44_549_160, figures=_TV, torchvision="resnet101", timm="resnet101")
-def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+              drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=21.69, top5_err=5.95,
                 params=60_192_808, figures=_TV, torchvision="resnet152", timm="resnet152")
-def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+              drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnet", paper=_WRN, year=2016, data=IMAGENET,
                 top1_err=21.53, top5_err=5.91,
                 params=68_883_240, figures=_TV, torchvision="wide_resnet50_2",
                 notes="bottleneck width doubled")
-def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def wide_resnet50_2(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                    drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], base_width=128, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
                 top1_err=22.38, top5_err=6.30,
                 params=25_028_904, figures=_TV, torchvision="resnext50_32x4d")
-def resnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def resnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                    drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnext", paper=_RESNEXT, year=2017, data=IMAGENET,
                 top1_err=20.69, top5_err=5.47,
                 params=88_791_336, figures=_TV, torchvision="resnext101_32x8d")
-def resnext101_32x8d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def resnext101_32x8d(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                     drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=8, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
                 top1_err=23.29, top5_err=6.62,
                 params=28_088_024, figures=_SE_TABLE, timm="seresnet50")
-def seresnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def seresnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+               drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], se_reduction=16, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
                 top1_err=22.38, top5_err=6.07,
                 params=49_326_872, figures=_SE_TABLE, timm="seresnet101")
-def seresnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def seresnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], se_reduction=16, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
                 top1_err=21.57, top5_err=5.73,
                 params=66_821_848, figures=_SE_TABLE, timm="seresnet152")
-def seresnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def seresnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], se_reduction=16, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
                 top1_err=21.10, top5_err=5.49,
                 params=27_559_896, figures=_SE_TABLE, timm="seresnext50_32x4d")
-def seresnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def seresnext50_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                      drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], groups=32, base_width=4, se_reduction=16,
-                   num_classes=num_classes, drop_path_rate=drop_path_rate)
+                   num_classes=num_classes, drop_path_rate=drop_path_rate,
+                   drop_path_draw=drop_path_draw)
 
 
 @register_model(family="seresnet", paper=_SE, year=2018, data=IMAGENET,
                 top1_err=20.70, top5_err=5.01,
                 params=48_955_416, figures=_SE_TABLE, timm="seresnext101_32x4d")
-def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                       drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], groups=32, base_width=4, se_reduction=16,
-                   num_classes=num_classes, drop_path_rate=drop_path_rate)
+                   num_classes=num_classes, drop_path_rate=drop_path_rate,
+                   drop_path_draw=drop_path_draw)
 
 
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, data=IMAGENET,
                 top1_err=21.8, top5_err=6.0, params=64_666_152,
                 figures="Table 5, 224 crop; params as timm's ResNetV2 with these depths (the "
                         "paper gives none)", notes="20.7/5.3 at 320")
-def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0) -> ResNet:
+def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
+                     drop_path_draw: str = "sample") -> ResNet:
     return _resnet(PreActBottleneck, [3, 24, 36, 3], num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, data=CIFAR10, top1_err=5.46,
                 params=1_700_000, figures="Table 3 (published 1.7M)", notes="CIFAR-100 error 24.33")
-def preact_resnet164(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
+def preact_resnet164(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+                     drop_path_draw: str = "sample") -> ResNet:
     return _resnet(layers=[18, 18, 18], **_CIFAR_PREACT, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, data=CIFAR10, top1_err=4.92,
                 params=10_200_000, figures="Table 3",
                 notes="CIFAR-100 error 22.71; 4.62 with batch 64. The published 10.2M "
                       "is the conv + linear weights (10.18M); with BN this net has 10.33M")
-def preact_resnet1001(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
+def preact_resnet1001(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+                      drop_path_draw: str = "sample") -> ResNet:
     return _resnet(layers=[111, 111, 111], **_CIFAR_PREACT, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
-def _cifar_resnet(n: int, num_classes: int, drop_path_rate: float) -> ResNet:
+def _cifar_resnet(drop_path_draw: str, n: int, num_classes: int,
+                  drop_path_rate: float) -> ResNet:
     return _resnet(layers=[n, n, n], **_CIFAR_V1, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
 
 
 _CIFAR_NOTES = "option A (zero-padding) shortcuts, as the paper uses on CIFAR"
@@ -428,36 +456,41 @@ _CIFAR_NOTES = "option A (zero-padding) shortcuts, as the paper uses on CIFAR"
 @register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=8.75,
                 params=270_000, figures="Table 6 (published 0.27M)",
                 notes=_CIFAR_NOTES)
-def resnet20(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
-    return _cifar_resnet(3, num_classes, drop_path_rate)
+def resnet20(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _cifar_resnet(drop_path_draw, 3, num_classes, drop_path_rate)
 
 
 @register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=7.51,
                 params=460_000, figures="Table 6 (published 0.46M)",
                 notes=_CIFAR_NOTES)
-def resnet32(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
-    return _cifar_resnet(5, num_classes, drop_path_rate)
+def resnet32(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _cifar_resnet(drop_path_draw, 5, num_classes, drop_path_rate)
 
 
 @register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=7.17,
                 params=660_000, figures="Table 6 (published 0.66M)",
                 notes=_CIFAR_NOTES)
-def resnet44(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
-    return _cifar_resnet(7, num_classes, drop_path_rate)
+def resnet44(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _cifar_resnet(drop_path_draw, 7, num_classes, drop_path_rate)
 
 
 @register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=6.97,
                 params=850_000, figures="Table 6 (published 0.85M)",
                 notes=_CIFAR_NOTES)
-def resnet56(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
-    return _cifar_resnet(9, num_classes, drop_path_rate)
+def resnet56(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+             drop_path_draw: str = "sample") -> ResNet:
+    return _cifar_resnet(drop_path_draw, 9, num_classes, drop_path_rate)
 
 
 @register_model(family="resnet_cifar", paper=_RESNET, year=2016, data=CIFAR10, top1_err=6.43,
                 params=1_700_000, figures="Table 6 (published 1.7M)",
                 notes=_CIFAR_NOTES + "; mean of 5 runs 6.61")
-def resnet110(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
-    return _cifar_resnet(18, num_classes, drop_path_rate)
+def resnet110(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+              drop_path_draw: str = "sample") -> ResNet:
+    return _cifar_resnet(drop_path_draw, 18, num_classes, drop_path_rate)
 
 
 def _wrn(depth: int, k: int, **options) -> ResNet:
@@ -471,25 +504,28 @@ def _wrn(depth: int, k: int, **options) -> ResNet:
                 params=36_500_000, figures="published 36.5M",
                 notes="3.89 with dropout 0.3; CIFAR-100 error 19.25")
 def wrn28_10(*, num_classes: int = 10, dropout: float = 0.0,
-             drop_path_rate: float = 0.0) -> ResNet:
-    return _wrn(28, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
+             drop_path_rate: float = 0.0, drop_path_draw: str = "sample") -> ResNet:
+    return _wrn(28, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate,
+                drop_path_draw=drop_path_draw)
 
 
 @register_model(family="wide_resnet", paper=_WRN, year=2016, data=CIFAR10, top1_err=3.8,
                 params=55_800_000, figures="Sec. 3, with dropout (published 55.8M)",
                 notes="CIFAR-100 18.3")
 def wrn40_10(*, num_classes: int = 10, dropout: float = 0.0,
-             drop_path_rate: float = 0.0) -> ResNet:
-    return _wrn(40, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate)
+             drop_path_rate: float = 0.0, drop_path_draw: str = "sample") -> ResNet:
+    return _wrn(40, 10, dropout=dropout, num_classes=num_classes, drop_path_rate=drop_path_rate,
+                drop_path_draw=drop_path_draw)
 
 
 @register_model(family="resnext", paper=_RESNEXT, year=2017, data=CIFAR10, top1_err=3.58,
                 params=68_100_000, figures="Table 7",
                 notes="CIFAR-100 error 17.31. The published 68.1M is the conv + "
                       "linear weights (68.05M); with BN this net has 68.16M")
-def resnext29_16x64d(*, num_classes: int = 10, drop_path_rate: float = 0.0) -> ResNet:
+def resnext29_16x64d(*, num_classes: int = 10, drop_path_rate: float = 0.0,
+                     drop_path_draw: str = "sample") -> ResNet:
     # Sec. 5.3: three stages of three bottlenecks, 16 groups of width 64 in the first
     # stage (doubling per stage), a 64-channel 3x3 stem.
     return _resnet(Bottleneck, [3, 3, 3], planes=(64, 128, 256), stem="cifar", stem_width=64,
                    groups=16, base_width=64, num_classes=num_classes,
-                   drop_path_rate=drop_path_rate)
+                   drop_path_rate=drop_path_rate, drop_path_draw=drop_path_draw)
