@@ -5,8 +5,8 @@ headline error and the protocol it was measured with.
 Where a paper is silent the recipe's note says so and names what it uses instead (the
 authors' released code first). Where a paper used more replicas than one job has, the
 recipe gives its ``lr`` for the paper's global batch (``lr_batch``) and the run scales it
-linearly to its own (engine/optim.py, ``scaled_lr``). Recipes that name an augmentation
-preset this package does not have yet use the nearest one it has (``_PRESET``).
+linearly to its own (engine/optim.py, ``scaled_lr``). Each recipe names its paper's
+augmentation preset (``convnets.data.transforms.PRESETS``).
 """
 from __future__ import annotations
 
@@ -42,19 +42,6 @@ def _recipe(name: str, source: str, notes: str = "", *, reported: str = "", prot
     return Recipe(name, source, settings, notes, reported, protocol)
 
 
-# The papers' augmentations by the preset names they are to have, each mapped to the
-# nearest preset that exists today; a preset that arrives replaces its entry.
-_PRESET = {
-    "vgg-s256": "alexnet",        # shorter side 256 + 224 crop + flip + RGB shift: alexnet's 256x256
-    "vgg-s384": "alexnet",
-    "vgg-jitter": "alexnet",      # S drawn from [256, 512]
-    "resnet-paper": "fb-resnet",  # scale [256, 480] + PCA lighting: fb.resnet.torch's has lighting
-    "inception": "imagenet",      # random-sized crop + photometric distortions
-    "wrn-cifar": "cifar",         # reflection padding
-    "densenet-cifar": "cifar",    # mean-colour padding, no Jigsaw
-    "dpn": "imagenet",            # random HSL
-    "nin-cifar": "cifar",         # GCN + ZCA whitening
-}
 
 # VGG (Simonyan & Zisserman 2015, Sec. 3.1): batch 256, momentum 0.9, weight decay 5e-4,
 # lr /10 when the validation accuracy stops improving, 74 epochs.
@@ -65,7 +52,7 @@ _VGG = dict(epochs=74, batch_size=256, momentum=0.9, nesterov=False, weight_deca
 # The Inception line (Szegedy et al. 2016 Sec. 8, 2017 Sec. 4): RMSProp (decay 0.9,
 # epsilon 1.0), lr 0.045 x0.94 every 2 epochs, clipping at 2.0, label smoothing 0.1, a
 # running average of the parameters; 32 images per replica.
-_INCEPTION = dict(preset=_PRESET["inception"], epochs=100, batch_size=32, lr=0.045,
+_INCEPTION = dict(preset="inception", epochs=100, batch_size=32, lr=0.045,
                   optimizer="rmsprop-tf", rmsprop_decay=0.9, rmsprop_eps=1.0, momentum=0.9,
                   nesterov=False, weight_decay=4e-5, schedule="exp", decay_every=2.0,
                   gamma=0.94, milestones=[], warmup_epochs=0.0, clip_grad_norm=2.0,
@@ -204,10 +191,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "improving (on the training set, it says; here on 5,000 held-out images), with "
         "dropout between the mlpconv layers; it gives neither the lr, the batch nor the "
         "epochs: lr 0.1, batch 128 and 150 epochs are assumed. Its GCN + ZCA whitening "
-        "comes with preset nin-cifar (stand-in: cifar).",
+        "comes with preset nin-cifar.",
         reported="8.81% CIFAR-10 with augmentation, 10.41% without (Table 2)",
         protocol="cifar-test",
-        model="nin_cifar", preset=_PRESET["nin-cifar"], epochs=150, batch_size=128, lr=0.1,
+        model="nin_cifar", preset="nin-cifar", epochs=150, batch_size=128, lr=0.1,
         momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="plateau", milestones=[],
         val_split=5000, plateau_patience=5, warmup_epochs=0.0),
     *[_recipe(
@@ -215,9 +202,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "Batch 256, momentum 0.9, weight decay 5e-4, dropout 0.5 in the first two FC "
         "layers, lr 0.01 /10 when the validation accuracy stopped improving (3 times, "
         "stopped after 74 epochs); decisions on 10,000 held-out training images, patience "
-        "2 (not in the paper). S = 256 (preset vgg-s256; stand-in alexnet). " + staged,
+        "2 (not in the paper). S = 256 (preset vgg-s256). " + staged,
         reported=err, protocol="single-scale, dense (Q = S)",
-        model=model, preset=_PRESET["vgg-s256"], lr=0.01, **_VGG)
+        model=model, preset="vgg-s256", lr=0.01, **_VGG)
       for letter, model, err, staged in [
         ("a", "vgg11", "A: 29.6% top-1, 10.4% top-5 (Table 3, S = 256)",
          "Net A is trained from random initialisation."),
@@ -230,27 +217,27 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     _recipe(
         "vgg-d-s384", "Simonyan & Zisserman 2015, Section 3.1 (training image size)",
         "S = 384, fine-tuned from the S = 256 net (--init-from RUN_OF_VGG_D) at lr 1e-3; "
-        "otherwise as vgg-d. Preset vgg-s384 (stand-in alexnet).",
+        "otherwise as vgg-d. Preset vgg-s384.",
         reported="D: 26.8% top-1, 8.7% top-5 (Table 3, S = 384, Q = 384)",
         protocol="single-scale, dense (Q = S)",
-        model="vgg16", preset=_PRESET["vgg-s384"], lr=1e-3, **_VGG),
+        model="vgg16", preset="vgg-s384", lr=1e-3, **_VGG),
     _recipe(
         "vgg-d-jitter", "Simonyan & Zisserman 2015, Section 3.1 (multi-scale training)",
-        "S drawn from [256, 512] per image (preset vgg-jitter; stand-in alexnet), fine-tuned "
+        "S drawn from [256, 512] per image (preset vgg-jitter), fine-tuned "
         "from the S = 384 net (--init-from RUN_OF_VGG_D_S384); lr 1e-3 as the fixed-S "
         "fine-tuning (the paper gives none for this stage).",
         reported="D: 25.6% top-1, 8.1% top-5 (Table 3, S in [256, 512], Q = 384)",
         protocol="single-scale, dense (Q = 384)",
-        model="vgg16", preset=_PRESET["vgg-jitter"], lr=1e-3, **_VGG),
+        model="vgg16", preset="vgg-jitter", lr=1e-3, **_VGG),
     _recipe(
         "googlenet", "Szegedy et al. 2015, Sections 5-6",
         "Asynchronous SGD, momentum 0.9, lr x0.96 every 8 epochs, Polyak averaging of the "
         "final model (the EMA, 0.9999 per step), dropout 0.4 and 0.7 in the auxiliary heads "
         "(weighted 0.3). The paper gives neither the lr, the batch nor the length: lr 0.01 "
         "for batch 256 (scaled linearly) and 120 epochs are assumed. Photometric "
-        "distortions: preset inception (stand-in imagenet).",
+        "distortions: preset inception.",
         reported="1 model, 1 crop: 10.07% top-5 (Table 3)", protocol="single-crop 224",
-        model="googlenet", preset=_PRESET["inception"], epochs=120, batch_size=32, lr=0.01,
+        model="googlenet", preset="inception", epochs=120, batch_size=32, lr=0.01,
         lr_batch=256, momentum=0.9, nesterov=False, weight_decay=2e-4, schedule="exp",
         decay_every=8.0, gamma=0.96, milestones=[], warmup_epochs=0.0, ema=0.9999,
         model_options="dropout=0.4,dropout_aux=0.7"),
@@ -290,10 +277,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "As published: batch 256, lr 0.1 /10 when the error plateaus (on 10,000 held-out "
         "training images; patience 5, not in the paper), up to 60 x 10^4 iterations "
         "(120 epochs), weight decay 1e-4, momentum 0.9, no dropout; shorter side in [256, "
-        "480] with PCA lighting (preset resnet-paper; stand-in fb-resnet). The "
+        "480] with PCA lighting (preset resnet-paper). The "
         "resnet-imagenet recipe is fb.resnet.torch's fixed-step form.",
         reported=_RESNET50_ERR, protocol="10-crop",
-        model="resnet50", preset=_PRESET["resnet-paper"], epochs=120, batch_size=256, lr=0.1,
+        model="resnet50", preset="resnet-paper", epochs=120, batch_size=256, lr=0.1,
         momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="plateau", milestones=[],
         val_split=10000, plateau_patience=5, warmup_epochs=0.0),
     *[_recipe(
@@ -331,19 +318,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "ImageNet as the ResNet paper but with fixed steps: the authors' released code "
         "(KaimingHe/resnet-1k-layers) is fb.resnet.torch's, lr 0.1 /10 every 30 epochs, "
         "batch 256, weight decay 1e-4; scale augmentation of the ResNet paper (preset "
-        "resnet-paper; stand-in fb-resnet).",
+        "resnet-paper).",
         reported="21.8% top-1, 6.0% top-5 at a 224 crop; 20.7% / 5.3% at 320 (Table 5)",
         protocol="single-crop 224",
-        model="preact_resnet200", preset=_PRESET["resnet-paper"], epochs=90, batch_size=256,
+        model="preact_resnet200", preset="resnet-paper", epochs=90, batch_size=256,
         lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
         milestones=[30, 60], warmup_epochs=0.0),
     *[_recipe(
         name, "Zagoruyko & Komodakis 2016, Section 3 (experimental results); dropout Section 2.4",
         "SGD with Nesterov momentum 0.9 (dampening 0), weight decay 5e-4, batch 128, lr 0.1 "
         "x0.2 at epochs 60, 120 and 160 of 200, dropout 0.3 between the convolutions of "
-        "each block; reflection padding (preset wrn-cifar; stand-in cifar).",
+        "each block; reflection padding (preset wrn-cifar).",
         reported=err, protocol="cifar-test",
-        model=model, preset=_PRESET["wrn-cifar"], epochs=200, batch_size=128, lr=0.1,
+        model=model, preset="wrn-cifar", epochs=200, batch_size=128, lr=0.1,
         momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="step",
         milestones=[60, 120, 160], gamma=0.2, warmup_epochs=0.0, model_options="dropout=0.3")
       for name, model, err in [
@@ -389,9 +376,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         warmup_epochs=0.0, **extra)
       for name, note, err, extra in [
         ("densenet-bc-cifar", "Mirroring and shifting, padded in the mean colour as the "
-         "authors' code (liuzhuang13/DenseNet), without GUNN's Jigsaw (preset densenet-cifar; "
-         "stand-in cifar).", "DenseNet-BC (L=100, k=12): 4.51% CIFAR-10+, 22.27% CIFAR-100+ "
-         "(Table 2)", dict(preset=_PRESET["densenet-cifar"])),
+         "authors' code (liuzhuang13/DenseNet), without GUNN's Jigsaw (preset densenet-cifar).",
+         "DenseNet-BC (L=100, k=12): 4.51% CIFAR-10+, 22.27% CIFAR-100+ "
+         "(Table 2)", dict(preset="densenet-cifar")),
         ("densenet-bc-cifar-noaug", "Without augmentation, with dropout 0.2 after each "
          "convolution but the first.", "DenseNet-BC (L=100, k=12): 5.92% CIFAR-10, 24.15% "
          "CIFAR-100 (Table 2)", dict(preset="none", model_options="drop_rate=0.2"))]],
@@ -409,10 +396,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "40 GPUs x 32 images; lr /10 when the accuracy saturates (here the validation error "
         "of 10,000 held-out training images, patience 5). Neither the paper nor the "
         "released models (cypw/DPNs) give the starting lr or the length: lr 0.1 for batch "
-        "256, scaled linearly, and 120 epochs are assumed. Random HSL: preset dpn (stand-in "
-        "imagenet).",
+        "256, scaled linearly, and 120 epochs are assumed. Random HSL: preset dpn.",
         reported="DPN-92 (32x3d): 20.7% top-1, 5.4% top-5 (Table 2)", protocol="single-crop 224",
-        model="dpn92", preset=_PRESET["dpn"], epochs=120, batch_size=32, lr=0.1, lr_batch=256,
+        model="dpn92", preset="dpn", epochs=120, batch_size=32, lr=0.1, lr_batch=256,
         momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="plateau", milestones=[],
         val_split=10000, plateau_patience=5, warmup_epochs=0.0),
 ]}
