@@ -25,13 +25,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import allocator
 from ..core import local_device
-from ..errors import ConfigError, RunDirError
+from ..errors import ConfigError, ConvnetsError, RunDirError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
 from .config import TrainConfig, load_config, resume_changes
 from .epoch import NonFiniteError, train_one_epoch
 from .optim import build_optimizer
+from .preemption import Preempted, StepBoundary, StopSignals
 from .schedules import lr_factor
 from .worker_errors import unwrap_worker_errors
 
@@ -113,6 +114,7 @@ class _Run:
     scaler: Any
     start_epoch: int
     step: int
+    position: int = 0                   # samples of start_epoch's order already trained on
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
@@ -157,7 +159,8 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     check_input_size(cfg.model, input_size, num_classes=num_classes)
     model = create_model(cfg.model, num_classes=num_classes)
     pin = device.type == "cuda"
-    train_loader = ddp.make_loader(train_set, batch_size=cfg.batch_size, env=env, train=True,
+    batch_size = _per_process_batch(cfg, run_dir, resume, env, log)
+    train_loader = ddp.make_loader(train_set, batch_size=batch_size, env=env, train=True,
                                    workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
     if len(train_loader) == 0:
         raise ConfigError.of("batch_size", f"{cfg.batch_size} is more than the {len(train_set)} "
@@ -186,9 +189,11 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
             ckpt.clean_stale(run_dir)
         state = ckpt.load_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                                      scaler=scaler, ema=ema, rank=env.rank)
-        start_epoch, step = state["epoch"], state["step"]
+        start_epoch, step, position = state["epoch"], state["step"], state["position"]
         if env.is_main:
-            log(f"resuming {run_dir} after epoch {start_epoch}")
+            log(f"resuming {run_dir} after epoch {start_epoch}" + (
+                f", at sample {position} of epoch {start_epoch + 1}'s order (step {step})"
+                if position else ""))
     else:
         _seed_everything(cfg.seed + env.rank)  # different augmentations on each rank
         if env.is_main:
@@ -196,8 +201,33 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
             cfg.save(os.path.join(run_dir, "config.json"))
     if env.is_main:
         _record_inference_spec(cfg, run_dir, test_set, input_size)
-    return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
-                optimizer, scheduler, scaler, start_epoch, step)
+    run = _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
+               optimizer, scheduler, scaler, start_epoch, step)
+    if resume:
+        run.position = position
+    return run
+
+
+def _per_process_batch(cfg: TrainConfig, run_dir: str, resume: bool, env: ddp.DistEnv,
+                       log: Callable[[str], None]) -> int:
+    """``cfg.batch_size``, except for a run resumed on another number of processes than
+    its checkpoint's: then the global batch is kept (and with it the schedule and each
+    step's samples), split evenly over the processes there are now."""
+    if not resume:
+        return cfg.batch_size
+    record = ckpt.latest_checkpoint(run_dir)
+    global_batch = record["global_batch"] or cfg.batch_size * record["world_size"]
+    if global_batch == cfg.batch_size * env.world_size:
+        return cfg.batch_size
+    if global_batch % env.world_size:
+        raise ConfigError.of("batch_size", f"{run_dir} trains with a global batch of "
+                             f"{global_batch}, which {env.world_size} processes cannot share "
+                             "evenly; resume on a number of processes that divides it")
+    batch = global_batch // env.world_size
+    if env.is_main:
+        log(f"resuming on {env.world_size} process(es) instead of {record['world_size']}: "
+            f"{batch} images per process keep the global batch of {global_batch}")
+    return batch
 
 
 def _num_classes(train_set: Dataset, model_default: int) -> int:
@@ -228,8 +258,10 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     run = _set_up_everywhere(cfg, run_dir, resume, datasets, log, env, device)
     epochs = _Epochs(cfg, run, env, device, log, progress)
     try:
-        for epoch in range(run.start_epoch, _stop_epoch(cfg, until_epoch)):
-            epochs.run_epoch(epoch)
+        with StopSignals() as signals:
+            epochs.boundary = StepBoundary(signals, cfg.save_every, env, device, epochs.commit_within)
+            for epoch in range(run.start_epoch, _stop_epoch(cfg, until_epoch)):
+                epochs.run_epoch(epoch)
     finally:
         epochs.close()
     return epochs.result()
@@ -286,8 +318,11 @@ class _Epochs:
         self.step = run.step
         self.last_good = run.start_epoch  # the last epoch with a committed checkpoint (0: none)
 
+    boundary: StepBoundary | None = None  # set by _fit: checkpoints within the epoch, signals
+
     def run_epoch(self, epoch: int) -> None:
-        ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank)
+        start = self.run.position if epoch == self.run.start_epoch else 0
+        ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank, start=start)
         lr = self.run.optimizer.param_groups[0]["lr"]
         trained = self._train(epoch)
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self._measure(trained)}
@@ -301,16 +336,48 @@ class _Epochs:
 
     def _train(self, epoch: int) -> dict[str, float]:
         run, cfg = self.run, self.cfg
+        self.epoch = epoch
+        if self.boundary is not None:
+            self.boundary.begin(self.step, run.train_loader.sampler.start, self._samples_per_step())
         try:
             trained = train_one_epoch(run.net, run.train_loader, run.optimizer, device=self.device,
                                       criterion=self.criterion, scheduler=run.scheduler,
                                       scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
                                       ema=run.ema, channels_last=cfg.channels_last, env=self.env,
-                                      epoch=epoch, progress=self.show)
+                                      epoch=epoch, progress=self.show, after_step=self.boundary)
         except NonFiniteError as err:
             raise self._stopped(str(err)) from None
         self.step += trained["steps"]
+        if self.boundary is not None and self.boundary.stopped_by:
+            raise self._preempted(self.boundary.stopped_by)
         return trained
+
+    def _samples_per_step(self) -> int:
+        loader = self.run.train_loader
+        return loader.batch_size * self.env.world_size * self.cfg.accum_steps
+
+    def commit_within(self, position: int, step: int) -> None:
+        """A checkpoint within the epoch being trained, ``position`` samples into its
+        order, after ``step`` optimizer steps of the run; every process calls it."""
+        run, env = self.run, self.env
+        rngs = _gather_rng(env)
+        if env.is_main:
+            ckpt.save_checkpoint(run.run_dir, model=run.model, epoch=self.epoch, step=step,
+                                 optimizer=run.optimizer, scheduler=run.scheduler,
+                                 scaler=run.scaler, ema=run.ema, rng=rngs, position=position,
+                                 world_size=env.world_size,
+                                 global_batch=run.train_loader.batch_size * env.world_size)
+        self.stopped_at = (position, step)
+        ddp.barrier(env)  # no process leaves (and has torchrun stop the others) mid-save
+
+    def _preempted(self, signal_name: str) -> ConvnetsError:
+        position, step = self.stopped_at
+        usable = self.run.train_loader.sampler.usable()
+        if not self.env.is_main:  # process 0 says it, once
+            return ddp.PeerFailure(f"stopped by {signal_name} with process 0")
+        return Preempted(f"stopped by {signal_name} at step {step}, sample {position} of "
+                         f"{usable} in epoch {self.epoch + 1}; the checkpoint is committed: "
+                         f"continue with `convnets train --resume {self.run.run_dir}`")
 
     def _measure(self, trained: dict[str, float]) -> dict[str, Any]:
         """The epoch's figures: training loss and error, the test set's (and the EMA
@@ -378,7 +445,9 @@ class _Epochs:
         self._save_snapshot(epoch)
         ckpt.save_checkpoint(run.run_dir, model=run.model, epoch=epoch + 1, step=self.step,
                              optimizer=run.optimizer, scheduler=run.scheduler,
-                             scaler=run.scaler, ema=run.ema, rng=rngs)
+                             scaler=run.scaler, ema=run.ema, rng=rngs,
+                             world_size=self.env.world_size,
+                             global_batch=run.train_loader.batch_size * self.env.world_size)
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and value is not None:
