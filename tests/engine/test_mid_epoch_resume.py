@@ -1,6 +1,7 @@
 """Checkpoints within an epoch: a run stopped by SIGTERM at a step, or killed (SIGKILL)
 after a ``--save-every`` checkpoint, and resumed, ends with the weights of a run that was
-never interrupted, bit for bit (CPU, deterministic), with and without loading workers."""
+never interrupted, bit for bit (CPU, deterministic), with and without loading workers,
+from digits in memory and from shards."""
 import json
 import os
 import signal
@@ -124,10 +125,17 @@ def _wait_for_step(run_dir, step, proc, seconds=120):
     raise TimeoutError(f"no checkpoint at step {step} after {seconds} s")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_with_a_worker_and_resumed_equals_uninterrupted(tmp_path, signum):
-    whole = _cli([*ARGS, "--workers", "1", "--out", "whole"], tmp_path)
-    killed = _cli([*ARGS, "--workers", "1", "--save-every", "3", "--out", "killed"], tmp_path)
+@pytest.mark.parametrize("signum, shards", [(signal.SIGKILL, False), (signal.SIGTERM, False),
+                                            (signal.SIGKILL, True)])
+def test_killed_with_a_worker_and_resumed_equals_uninterrupted(tmp_path, signum, shards):
+    args = list(ARGS)
+    if shards:  # the same images, from shards
+        from convnets.data.shards import write_shards
+
+        write_shards(DATA, str(tmp_path / "shards"), shard_bytes=100_000, log=lambda _: None)
+        args[args.index(DATA)] = f"shards:{tmp_path / 'shards'}"
+    whole = _cli([*args, "--workers", "1", "--out", "whole"], tmp_path)
+    killed = _cli([*args, "--workers", "1", "--save-every", "3", "--out", "killed"], tmp_path)
     _wait_for_step(tmp_path / "killed", 7, killed)
     killed.send_signal(signum)
     _, err = killed.communicate(timeout=120)
