@@ -127,3 +127,18 @@ def test_webdataset_reads_the_same_tars(tmp_path, folder):
     tars = [str(out / s["name"]) for s in index["splits"]["val"]["shards"]]
     got = [(s["jpg"], int(s["cls"])) for s in wds.WebDataset(tars, shardshuffle=False)]
     assert got == [((folder / "val" / f"class{c}" / "v.jpg").read_bytes(), c) for c in range(3)]
+
+
+def test_a_server_without_range_requests_is_one_line(tmp_path, folder):
+    out = tmp_path / "shards"
+    write_shards(str(folder), str(out), shard_bytes=10**6, log=lambda _: None)
+    plain = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    plain.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), plain)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with within_seconds(30), pytest.raises(DataError, match="does not answer HTTP range requests"):
+            ds = open_dataset(f"shards:http://127.0.0.1:{server.server_address[1]}/shards", "train", **KW)
+            ds[3]
+    finally:
+        server.shutdown()

@@ -134,3 +134,21 @@ def test_resume_on_another_number_of_processes_keeps_the_order(tmp_path, shards,
     done = record["position"] // B
     steps = _steps(first, before)[:done] + _steps(second, after)
     assert steps == _steps(whole, 1)
+
+
+def test_the_global_batch_is_kept_or_the_resume_refused(tmp_path):
+    from convnets.engine import checkpoint as ckpt
+    from convnets.engine.train import _per_process_batch
+    from convnets.errors import ConfigError
+
+    run = str(tmp_path / "run")
+    ckpt.save_checkpoint(run, model=torch.nn.Linear(2, 2), epoch=0, step=3, position=24,
+                         world_size=2, global_batch=8)
+    cfg = TrainConfig(batch_size=4)
+    lines = []
+    assert _per_process_batch(cfg, run, True, ddp.DistEnv(world_size=4), lines.append) == 2
+    assert lines == ["resuming on 4 process(es) instead of 2: 2 images per process keep the "
+                     "global batch of 8"]
+    assert _per_process_batch(cfg, run, True, ddp.DistEnv(world_size=2), lines.append) == 4
+    with pytest.raises(ConfigError, match="global batch of 8, which 3 processes cannot share"):
+        _per_process_batch(cfg, run, True, ddp.DistEnv(world_size=3), lines.append)

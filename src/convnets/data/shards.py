@@ -35,7 +35,7 @@ from .image_folder import ImageFolderDataset
 from .images import REASONS, BadImageError, display_path, load_rgb
 from .images import _plain_jpeg  # the JPEG fast path of image files, for bytes
 
-__all__ = ["INDEX", "FORMAT", "ShardDataset", "read_index", "write_shards"]
+__all__ = ["INDEX", "FORMAT", "ShardDataset", "read_index", "check_shards", "write_shards"]
 
 INDEX = "index.json"
 FORMAT = "convnets-shards/1"
@@ -55,6 +55,9 @@ def _read_range(root: str, name: str, offset: int, size: int) -> bytes:
     if _is_url(root):
         req = urllib.request.Request(where, headers={"Range": f"bytes={offset}-{offset + size - 1}"})
         with urllib.request.urlopen(req, timeout=60) as reply:
+            if reply.status != 206:  # the whole file: its first bytes are not the image
+                raise DataError(f"{where}: the server does not answer HTTP range requests, "
+                                "which reading shards by URL needs")
             return reply.read(size)
     with open(where, "rb") as f:
         f.seek(offset)
@@ -81,7 +84,7 @@ def read_index(root: str) -> dict:
     return index
 
 
-def _check_shards(root: str, shards: list[dict]) -> None:
+def check_shards(root: str, shards: list[dict]) -> None:
     """A truncated or missing local shard is one line at once, not a failure mid-epoch."""
     if _is_url(root):
         return
@@ -106,13 +109,22 @@ class ShardDataset(ImageFolderDataset):
     accounting of :class:`ImageFolderDataset` (a corrupt image is skipped and named by its
     original file name and shard)."""
 
-    def __init__(self, root: str, split: dict, classes: list[str], transform: Callable | None = None,
+    def __init__(self, root: str, shards: list[str], locations: np.ndarray,
+                 samples: list[tuple[str, int]], classes: list[str], transform: Callable | None = None,
                  *, fail_fast: bool = False, max_pixels: int | None = None) -> None:
-        self.shard_root, self.shards = root, [s["name"] for s in split["shards"]]
-        self.locations = np.asarray([row[:3] for row in split["samples"]], dtype=np.int64).reshape(-1, 3)
-        samples = [(f"{row[4]} (in {self.shards[row[0]]})", int(row[3])) for row in split["samples"]]
+        # locations[i]: (shard number, byte offset, size) of sample i's image
+        self.shard_root, self.shards, self.locations = root, shards, locations
         super().__init__(samples, classes, transform, fail_fast=fail_fast, root=root,
                          max_pixels=max_pixels)
+
+    @classmethod
+    def of_split(cls, root: str, split: dict, classes: list[str], **kw) -> "ShardDataset":
+        """The dataset of one split of ``root``'s index."""
+        shards = [s["name"] for s in split["shards"]]
+        rows = split["samples"]
+        locations = np.asarray([row[:3] for row in rows], dtype=np.int64).reshape(-1, 3)
+        samples = [(f"{row[4]} (in {shards[row[0]]})", int(row[3])) for row in rows]
+        return cls(root, shards, locations, samples, classes, **kw)
 
     def _bytes(self, i: int) -> bytes:
         shard, offset, size = (int(v) for v in self.locations[i])
@@ -139,11 +151,10 @@ class ShardDataset(ImageFolderDataset):
     def restricted_to(self, keep: Sequence[int]) -> "ShardDataset":
         relabel = {old: new for new, old in enumerate(keep)}
         rows = [i for i, (_, label) in enumerate(self.samples) if label in relabel]
-        subset = ImageFolderDataset.__new__(ShardDataset)
-        subset.shard_root, subset.shards, subset.locations = self.shard_root, self.shards, self.locations[rows]
-        ImageFolderDataset.__init__(subset, [(self.samples[i][0], relabel[self.samples[i][1]]) for i in rows],
-                                    [self.classes[k] for k in keep], self.transform,
-                                    fail_fast=self.fail_fast, root=self.root, max_pixels=self.max_pixels)
+        subset = ShardDataset(self.shard_root, self.shards, self.locations[rows],
+                              [(self.samples[i][0], relabel[self.samples[i][1]]) for i in rows],
+                              [self.classes[k] for k in keep], self.transform,
+                              fail_fast=self.fail_fast, max_pixels=self.max_pixels)
         subset.preset, subset.mean, subset.std = self.preset, self.mean, self.std
         return subset
 

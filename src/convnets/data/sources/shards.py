@@ -3,7 +3,7 @@
 normalisation are those of the data the shards were written from."""
 from __future__ import annotations
 
-from ..shards import ShardDataset, _check_shards, read_index
+from ..shards import ShardDataset, check_shards, read_index
 from . import Opened, Request, register_source
 
 
@@ -11,9 +11,9 @@ def open_shards(request: Request) -> Opened:
     root = request.arg
     index = read_index(root)
     split = index["splits"]["train" if request.split == "train" else "val"]
-    _check_shards(root, split["shards"])
-    dataset = ShardDataset(root, split, list(index["classes"]), fail_fast=request.fail_fast,
-                           max_pixels=request.max_pixels)
+    check_shards(root, split["shards"])
+    dataset = ShardDataset.of_split(root, split, list(index["classes"]), fail_fast=request.fail_fast,
+                                    max_pixels=request.max_pixels)
     return Opened(dataset, index["preset"], tuple(index["mean"]), tuple(index["std"]),
                   selection=index.get("selection"))
 
