@@ -46,7 +46,7 @@ def _same(a, b):
 
 def test_shards_hold_the_folder_and_read_back_as_it(tmp_path, folder, capsys):
     out = tmp_path / "shards"
-    assert main(["shards", str(folder), str(out), "--shard-size", "2KB"]) == 0
+    assert main(["shards", str(folder), str(out), "--shard-size", "2KB", "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "train: 21 images in" in printed and "val: 3 images in" in printed
     assert len([n for n in os.listdir(out) if n.startswith("train-")]) > 1  # several shards

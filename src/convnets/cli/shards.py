@@ -28,6 +28,8 @@ def register(sub) -> None:
     p.add_argument("out", metavar="OUT", help="the new folder to write")
     p.add_argument("--shard-size", type=_size, default=_size("256MB"),
                    help="bytes per shard (default 256MB)")
+    p.add_argument("--workers", type=int, default=4, metavar="N",
+                   help="threads that read and check the images (default 4)")
     p.set_defaults(func=run_shards)
 
 
@@ -36,7 +38,9 @@ def run_shards(args: argparse.Namespace) -> None:
 
     if args.spec.startswith("shards:"):
         raise UserError("SPEC is already shards")
-    index = write_shards(args.spec, args.out, shard_bytes=args.shard_size,
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    index = write_shards(args.spec, args.out, shard_bytes=args.shard_size, workers=args.workers,
                          progress=sys.stderr.isatty())
     for name, split in index["splits"].items():
         print(f"{name}: {len(split['samples'])} images in {len(split['shards'])} shard(s)")

@@ -18,12 +18,14 @@ image once the same as for image folders. A shard folder may be a local path or 
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import tarfile
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -181,14 +183,26 @@ class ShardDataset(ImageFolderDataset):
 
 # --- writing -------------------------------------------------------------------------------
 
-def _encoded(dataset, i: int) -> tuple[bytes, str, str]:
+def _encoded(dataset, i: int) -> tuple[bytes, str, str] | BadImageError:
     """Sample ``i``'s image as file bytes, their extension and the original name: an image
-    file's own bytes (checked to decode), else the in-memory image as PNG."""
+    file's own bytes (checked to decode), else the in-memory image as PNG; or why the file
+    cannot be used."""
+    try:
+        return _encode(dataset, i)
+    except BadImageError as err:
+        return err
+
+
+def _encode(dataset, i: int) -> tuple[bytes, str, str]:
     samples = getattr(dataset, "samples", None)
     if isinstance(dataset, ImageFolderDataset) and samples:
         path = samples[i][0]
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            with open(path, "rb") as f:  # a regular file: the folder walker lists no others
+                data = f.read()
+        except OSError as err:
+            raise BadImageError(f"{display_path(path)}: cannot be read ({err.strerror or err})",
+                                "I/O error") from None
         _load_named(data, display_path(path), dataset.max_pixels)  # a bad file: BadImageError
         ext = os.path.splitext(path)[1].lower().lstrip(".") or "img"
         rel = os.path.relpath(path, dataset.root) if dataset.root else path
@@ -213,20 +227,29 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> int:
     return offset
 
 
+def _in_order(dataset, workers: int, chunk: int = 256):
+    """``_encoded(dataset, i)`` for i = 0, 1, ...; read and checked by ``workers`` threads
+    (file reads and decoding release the GIL), a chunk at a time to bound memory."""
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for start in range(0, len(dataset), chunk):
+            yield from pool.map(functools.partial(_encoded, dataset),
+                                range(start, min(start + chunk, len(dataset))))
+
+
 def _write_split(dataset, split: str, out: str, shard_bytes: int, progress: bool,
-                 skipped: list[str]) -> dict:
+                 skipped: list[str], workers: int) -> dict:
     from tqdm import tqdm
 
     shards: list[dict] = []
     rows: list[list] = []
     tar = None
     try:
-        for i in tqdm(range(len(dataset)), desc=f"{split} shards", unit="img", disable=not progress):
-            try:
-                data, ext, name = _encoded(dataset, i)
-            except BadImageError as err:
-                skipped.append(str(err))
+        for i, encoded in enumerate(tqdm(_in_order(dataset, workers), total=len(dataset),
+                                         desc=f"{split} shards", unit="img", disable=not progress)):
+            if isinstance(encoded, BadImageError):
+                skipped.append(str(encoded))
                 continue
+            data, ext, name = encoded
             if tar is None or tar.offset >= shard_bytes:
                 if tar is not None:
                     tar.close()
@@ -245,11 +268,11 @@ def _write_split(dataset, split: str, out: str, shard_bytes: int, progress: bool
     return {"shards": shards, "samples": rows}
 
 
-def write_shards(spec: str, out: str, *, shard_bytes: int = 256 * 2**20,
+def write_shards(spec: str, out: str, *, shard_bytes: int = 256 * 2**20, workers: int = 4,
                  progress: bool = False, log: Callable[[str], None] = print) -> dict:
     """Write the train and test splits of the data ``spec`` names as shards in the new
-    folder ``out`` (refused where it exists); returns the index. Unreadable image files are
-    skipped and named."""
+    folder ``out`` (refused where it exists), reading with ``workers`` threads; returns the
+    index. Unreadable image files are skipped and named."""
     from .sources import Request, find_source
 
     if os.path.exists(out):
@@ -259,7 +282,7 @@ def write_shards(spec: str, out: str, *, shard_bytes: int = 256 * 2**20,
     partial = f"{out.rstrip(os.sep)}.partial"
     os.makedirs(partial, exist_ok=True)
     skipped: list[str] = []
-    splits = {split: _write_split(o.dataset, split, partial, shard_bytes, progress, skipped)
+    splits = {split: _write_split(o.dataset, split, partial, shard_bytes, progress, skipped, workers)
               for split, o in opened.items()}
     train = opened["train"]
     index = {"format": FORMAT, "source": spec, "classes": list(train.dataset.classes),

@@ -1,5 +1,6 @@
 """Data-parallel training with PyTorch's own machinery: ``torchrun`` sets the environment,
-DistributedDataParallel averages gradients, DistributedSampler splits the data.
+DistributedDataParallel averages gradients, :class:`EpochOrder` splits the data (the
+epoch's global order, the same for any number of processes).
 
 One process per device. ``torchrun`` exports RANK, WORLD_SIZE, LOCAL_RANK (and
 MASTER_ADDR/MASTER_PORT); without them the run is a single process and nothing here
