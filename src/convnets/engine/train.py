@@ -183,7 +183,7 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    start_epoch = step = 0
+    start_epoch = step = position = 0
     if resume:
         if env.is_main:
             ckpt.clean_stale(run_dir)
@@ -195,17 +195,15 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
                 f", at sample {position} of epoch {start_epoch + 1}'s order (step {step})"
                 if position else ""))
     else:
-        _seed_everything(cfg.seed + env.rank)  # different augmentations on each rank
+        # Different dropout draws on each rank (augmentations are seeded per sample).
+        _seed_everything(cfg.seed + env.rank)
         if env.is_main:
             os.makedirs(run_dir, exist_ok=True)
             cfg.save(os.path.join(run_dir, "config.json"))
     if env.is_main:
         _record_inference_spec(cfg, run_dir, test_set, input_size)
-    run = _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
-               optimizer, scheduler, scaler, start_epoch, step)
-    if resume:
-        run.position = position
-    return run
+    return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
+                optimizer, scheduler, scaler, start_epoch, step, position)
 
 
 def _per_process_batch(cfg: TrainConfig, run_dir: str, resume: bool, env: ddp.DistEnv,
