@@ -154,3 +154,14 @@ def test_killed_with_a_worker_and_resumed_equals_uninterrupted(tmp_path, signum,
                                                       "model.safetensors")),
                   ckpt.load_weights_file(os.path.join(ckpt.latest_checkpoint(tmp_path / "whole")["dir"],
                                                       "model.safetensors")))
+
+
+def test_a_signal_during_evaluation_stops_before_the_next_epoch(tmp_path, uninterrupted):
+    run = str(tmp_path / "run")
+    train, test = _data()
+    with pytest.raises(Preempted, match=r"stopped by SIGTERM after epoch 1 \(step 36\); "):
+        fit(_cfg(), run, datasets=(train, _SignalAt(test, 5, signal.SIGTERM)), log=lambda _: None)
+    record = ckpt.latest_checkpoint(run)
+    assert (record["epoch"], record["step"], record["position"]) == (1, 36, 0)
+    fit(_cfg(), run, resume=True, datasets=_data(), log=lambda _: None)
+    _assert_equal(_weights(run), uninterrupted)

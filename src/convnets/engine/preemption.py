@@ -76,7 +76,8 @@ class StepBoundary:
     def begin(self, run_step: int, start: int, samples_per_step: int) -> None:
         self.first_step, self.start, self.samples_per_step = run_step, start, samples_per_step
 
-    def _signal_received(self) -> str | None:
+    def signal_received(self) -> str | None:
+        """The stop signal any process received (its name), or None; a collective."""
         mine = self.signals.received
         if not self.env.distributed:
             return mine
@@ -87,7 +88,7 @@ class StepBoundary:
     def __call__(self, steps: int) -> bool:
         """After ``steps`` optimizer steps of this pass."""
         run_step = self.first_step + steps
-        received = self._signal_received()
+        received = self.signal_received()
         if received is None and not (self.save_every and run_step % self.save_every == 0):
             return False
         self.commit(self.start + steps * self.samples_per_step, run_step)

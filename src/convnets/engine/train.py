@@ -319,6 +319,9 @@ class _Epochs:
     boundary: StepBoundary | None = None  # set by _fit: checkpoints within the epoch, signals
 
     def run_epoch(self, epoch: int) -> None:
+        if self.boundary is not None and (received := self.boundary.signal_received()):
+            # Received while the last epoch was evaluated and committed: stop before this one.
+            raise self._preempted(received, f"after epoch {epoch} (step {self.step})")
         start = self.run.position if epoch == self.run.start_epoch else 0
         ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank, start=start)
         lr = self.run.optimizer.param_groups[0]["lr"]
@@ -347,7 +350,10 @@ class _Epochs:
             raise self._stopped(str(err)) from None
         self.step += trained["steps"]
         if self.boundary is not None and self.boundary.stopped_by:
-            raise self._preempted(self.boundary.stopped_by)
+            position, step = self.stopped_at
+            raise self._preempted(self.boundary.stopped_by,
+                                  f"at step {step}, sample {position} of "
+                                  f"{run.train_loader.sampler.usable()} in epoch {epoch + 1}")
         return trained
 
     def _samples_per_step(self) -> int:
@@ -368,13 +374,10 @@ class _Epochs:
         self.stopped_at = (position, step)
         ddp.barrier(env)  # no process leaves (and has torchrun stop the others) mid-save
 
-    def _preempted(self, signal_name: str) -> ConvnetsError:
-        position, step = self.stopped_at
-        usable = self.run.train_loader.sampler.usable()
+    def _preempted(self, signal_name: str, where: str) -> ConvnetsError:
         if not self.env.is_main:  # process 0 says it, once
             return ddp.PeerFailure(f"stopped by {signal_name} with process 0")
-        return Preempted(f"stopped by {signal_name} at step {step}, sample {position} of "
-                         f"{usable} in epoch {self.epoch + 1}; the checkpoint is committed: "
+        return Preempted(f"stopped by {signal_name} {where}; the checkpoint is committed: "
                          f"continue with `convnets train --resume {self.run.run_dir}`")
 
     def _measure(self, trained: dict[str, float]) -> dict[str, Any]:
