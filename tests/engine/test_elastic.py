@@ -56,12 +56,12 @@ class _Recording(Dataset):
         return self.base.num_classes
 
 
-def _cfg(shards, world):
+def _cfg(shards, world, workers):
     return TrainConfig(model="lenet5", data=f"shards:{shards}", epochs=1, batch_size=B // world,
-                       lr=0.05, device="cpu", workers=0, input_size=list(SIZE))
+                       lr=0.05, device="cpu", workers=workers, input_size=list(SIZE))
 
 
-def _fit(rank, world, port, shards, run, record, stop_at, resume):
+def _fit(rank, world, port, shards, run, record, stop_at, resume, workers):
     from convnets.engine.train import fit
 
     torch.set_num_threads(1)
@@ -75,7 +75,7 @@ def _fit(rank, world, port, shards, run, record, stop_at, resume):
     from convnets.engine.config import load_config
 
     # A resume keeps the saved config (its batch per process is the first run's).
-    cfg = load_config(os.path.join(run, "config.json")) if resume else _cfg(shards, world)
+    cfg = load_config(os.path.join(run, "config.json")) if resume else _cfg(shards, world, workers)
     try:
         fit(cfg, run, resume=resume, datasets=data, log=lambda _: None)
     except Preempted:
@@ -84,13 +84,14 @@ def _fit(rank, world, port, shards, run, record, stop_at, resume):
         pass
 
 
-def _run(world, shards, run, record, stop_at=0, resume=False):
+def _run(world, shards, run, record, stop_at=0, resume=False, workers=0):
+    """``stop_at`` needs ``workers=0``: the reads are then in the process to be signalled."""
     if world == 1:
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
             os.environ.pop(k, None)
-        _fit(0, 1, 0, shards, run, record, stop_at, resume)
+        _fit(0, 1, 0, shards, run, record, stop_at, resume, workers)
     else:
-        mp.spawn(_fit, args=(world, _free_port(), shards, run, record, stop_at, resume),
+        mp.spawn(_fit, args=(world, _free_port(), shards, run, record, stop_at, resume, workers),
                  nprocs=world, join=True)
 
 
@@ -109,7 +110,7 @@ def _steps(record, world):
 def test_two_processes_see_each_sample_once_in_the_global_order(tmp_path, shards):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     _run(1, shards, str(tmp_path / "r1"), one)
-    _run(2, shards, str(tmp_path / "r2"), two)
+    _run(2, shards, str(tmp_path / "r2"), two, workers=1)  # a loading worker per process
     steps = _steps(two, 2)
     assert steps == _steps(one, 1) and len(steps) == 36
     every = sorted(i for s in steps for i in s)
