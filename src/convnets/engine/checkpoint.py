@@ -3,10 +3,11 @@
 Layout of a run directory::
 
     checkpoint.json                  the commit record: which epoch directory is current
-    checkpoints/epoch-0007/
+    checkpoints/epoch-0007/          after 7 epochs (epoch-0007-step-00000420: within the 8th)
         model.safetensors            weights (safetensors: loading runs no code)
         ema.safetensors              EMA weights, when the run keeps an EMA
-        state.pt                     optimizer, scheduler, scaler, epoch, step, RNG states
+        state.pt                     optimizer, scheduler, scaler, epoch, step, RNG states,
+                                     position in the epoch's sample order, world size
     snapshots/snapshot-1.safetensors one per cycle of a snapshot ensemble
 
 A save writes a new epoch directory file by file (each file atomically: a temporary
@@ -103,18 +104,27 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, epoch: int,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                     scaler: Any = None, ema: nn.Module | None = None,
                     extra: dict[str, Any] | None = None, rng: list[dict] | None = None,
-                    keep_last: int = 1) -> str:
+                    keep_last: int = 1, position: int = 0, world_size: int = 1,
+                    global_batch: int = 0) -> str:
     """Save the training state after ``epoch`` epochs; returns the checkpoint directory.
 
     ``rng`` lists the RNG states of every process (rank order) in data-parallel runs;
-    by default it is this process's."""
+    by default it is this process's. ``position`` is the number of samples of the next
+    epoch's global order already trained on (0 at an epoch's end), ``world_size`` the
+    number of processes that trained them, ``global_batch`` the images per optimizer step of
+    all of them together (0: not said), which a resume on another number of processes
+    keeps; a checkpoint within an epoch is named after
+    its step as well, so that it never overwrites the committed one of the epoch's start
+    (and sorts after it)."""
     run_dir = os.fspath(run_dir)
-    name = f"epoch-{epoch:04d}"
+    name = f"epoch-{epoch:04d}" + (f"-step-{step:08d}" if position else "")
     ckpt_dir = os.path.join(run_dir, "checkpoints", name)
     os.makedirs(ckpt_dir, exist_ok=True)
     meta = {"epoch": str(epoch), "step": str(step)}
     save_weights(os.path.join(ckpt_dir, "model.safetensors"), _unwrap(model).state_dict(), meta)
-    state: dict[str, Any] = {"epoch": epoch, "step": step, "rng": rng or [rng_state()], "extra": extra or {}}
+    state: dict[str, Any] = {"epoch": epoch, "step": step, "rng": rng or [rng_state()], "extra": extra or {},
+                             "position": position, "world_size": world_size,
+                             "global_batch": global_batch}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
@@ -126,7 +136,8 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module, epoch: int,
         state["ema_n_averaged"] = ema.n_averaged.detach().cpu().clone()
 
     atomic_write(os.path.join(ckpt_dir, "state.pt"), lambda f: torch.save(state, f))
-    record = {"epoch": epoch, "step": step, "dir": os.path.join("checkpoints", name)}
+    record = {"epoch": epoch, "step": step, "position": position, "world_size": world_size,
+              "global_batch": global_batch, "dir": os.path.join("checkpoints", name)}
     atomic_write(os.path.join(run_dir, COMMIT), _write_bytes(json.dumps(record, indent=2).encode()))
     _prune(run_dir, keep=keep_last, current=name)
     return ckpt_dir
@@ -144,7 +155,9 @@ def _prune(run_dir: str, keep: int, current: str) -> None:
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The commit record of ``run_dir``: {"epoch", "step", "dir"} with ``dir`` absolute."""
+    """The commit record of ``run_dir``: {"epoch", "step", "dir", "position",
+    "world_size", "global_batch"} with ``dir`` absolute (in records written before
+    checkpoints within an epoch, position 0, world size 1 and global batch 0: not said)."""
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"run directory not found: {run_dir}")
@@ -156,6 +169,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a checkpoint record (it must name the epoch "
                               "and the checkpoint folder)")
     record["dir"] = os.path.join(run_dir, record["dir"])
+    for key, old in (("position", 0), ("world_size", 1), ("global_batch", 0)):
+        record.setdefault(key, old)
     return record
 
 
@@ -208,7 +223,8 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                     scaler: Any = None, ema: nn.Module | None = None,
                     restore_rng: bool = True, rank: int = 0) -> dict[str, Any]:
-    """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra).
+    """Restore everything ``save_checkpoint`` wrote; returns the state (epoch, step, extra,
+    position, world_size; the last two 0 and 1 in checkpoints from before they were kept).
 
     Every file is read and checked against what it will restore before anything is
     restored, so a corrupt or foreign file leaves model, optimizer and RNGs untouched."""
@@ -255,4 +271,6 @@ def load_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
         ema.n_averaged.copy_(state["ema_n_averaged"])
     if restore_rng:
         set_rng_state(states[rank] if rank < len(states) else states[0])
+    state.setdefault("position", 0)
+    state.setdefault("world_size", 1)
     return state

@@ -202,6 +202,11 @@ class TrainConfig:
                            "(each is skipped and named like any unreadable file; large JPEGs are "
                            "decoded at a reduced scale instead)", flag="--max-pixels",
                            check=at_least(1), resume=True)
+    # Checkpoints within an epoch (engine/preemption.py).
+    save_every: int = option(0, "also commit a checkpoint every N optimizer steps, within epochs "
+                           "(0: at epoch ends only; SIGTERM and SIGUSR1 always commit one at the "
+                           "next step and stop)", flag="--save-every", check=at_least(0),
+                           resume=True, metavar="N")
     seed: int = option(0, "random seed", flag="--seed", check=_seed)
     deterministic: bool = option(False, "deterministic algorithms (bit-exact resume on the CPU)",
                                flag="--deterministic")

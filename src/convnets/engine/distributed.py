@@ -1,5 +1,6 @@
 """Data-parallel training with PyTorch's own machinery: ``torchrun`` sets the environment,
-DistributedDataParallel averages gradients, DistributedSampler splits the data.
+DistributedDataParallel averages gradients, :class:`EpochOrder` splits the data (the
+epoch's global order, the same for any number of processes).
 
 One process per device. ``torchrun`` exports RANK, WORLD_SIZE, LOCAL_RANK (and
 MASTER_ADDR/MASTER_PORT); without them the run is a single process and nothing here
@@ -31,7 +32,8 @@ from ..errors import ConvnetsError
 from ..models.batchnorm import SyncBatchNorm2d
 
 __all__ = ["DistEnv", "PeerFailure", "setup", "cleanup", "wrap_model", "convert_sync_batchnorm",
-           "make_loader", "make_eval_loader", "ShardSampler", "all_reduce_sum", "barrier",
+           "make_loader", "make_eval_loader", "set_epoch", "EpochOrder", "SampleSeeded", "sample_seed",
+           "ShardSampler", "all_reduce_sum", "barrier",
            "agree", "is_collective_failure"]
 
 
@@ -155,25 +157,100 @@ def wrap_model(model: nn.Module, env: DistEnv, device: torch.device, sync_bn: bo
 
 def make_loader(dataset: Dataset, *, batch_size: int, env: DistEnv, train: bool, workers: int,
                 seed: int, pin_memory: bool = False) -> DataLoader:
-    """A loader whose order depends only on (seed, epoch): call ``set_epoch(loader, e)``
-    before each epoch. The same sampler serves one process (num_replicas=1), so one
-    process with batch 2B sees exactly the union of two processes' batches of B."""
-    sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
-                                 shuffle=train, seed=seed, drop_last=False)
+    """A loader whose order depends only on (seed, epoch), never on the number of
+    processes: call ``set_epoch(loader, e)`` before each epoch. Process ``r`` of ``W``
+    takes every W-th sample of the epoch's global order (:class:`EpochOrder`), so the
+    samples of one optimizer step of the W processes together are one block of that order:
+    one process with batch W*B sees exactly the union of W processes' batches of B, and
+    a run can resume on another number of processes. A training sample's augmentation is
+    drawn from its own seed (:class:`SampleSeeded`), so that neither the number of
+    processes nor that of loading workers changes what it becomes."""
+    sampler = EpochOrder(len(dataset), env, shuffle=train, seed=seed,
+                         global_batch=batch_size * env.world_size if train else None)
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      drop_last=train, pin_memory=pin_memory, generator=generator,
-                      persistent_workers=False)
+    return DataLoader(SampleSeeded(dataset, seed), batch_size=batch_size,
+                      sampler=sampler, num_workers=workers, drop_last=train,
+                      pin_memory=pin_memory, generator=generator, persistent_workers=False)
 
 
-def set_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
+def set_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0, start: int = 0) -> None:
     """Re-seed the sampler's permutation and the workers' base seed for ``epoch``, so that a
-    resumed run draws the same data order and augmentations as an uninterrupted one."""
-    if isinstance(loader.sampler, DistributedSampler):
+    resumed run draws the same data order and augmentations as an uninterrupted one;
+    ``start`` is the position in the epoch's global order to begin at (a run resumed from
+    a checkpoint taken within the epoch)."""
+    if isinstance(loader.sampler, (DistributedSampler, EpochOrder)):
         loader.sampler.set_epoch(epoch)
+    if isinstance(loader.sampler, EpochOrder):
+        loader.sampler.start = start
     if loader.generator is not None:
         loader.generator.manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of sample ``index``'s augmentation in ``epoch``: a function of the three
+    alone (a 63-bit mix, so that neighbouring samples and epochs draw unrelated streams)."""
+    x = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB)
+    x &= 2**64 - 1
+    x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & (2**64 - 1)
+    return (x ^ (x >> 32)) >> 1
+
+
+class SampleSeeded(Dataset):
+    """``dataset``, read with keys ``(index, epoch)`` from :class:`EpochOrder`: each item's
+    transform draws from torch's generator seeded by :func:`sample_seed`, inside a fork of
+    the generator, so the caller's random state is untouched. (The presets draw from
+    torch's generator only.)"""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.dataset[index]
+
+
+class EpochOrder(Sampler[tuple[int, int]]):
+    """This process's part of an epoch's global order of a dataset of ``n``: a permutation
+    drawn from ``seed + epoch`` alone (the one DistributedSampler draws) for training, the
+    indices in order otherwise. Training takes whole global batches (``global_batch``
+    samples: the last partial one is dropped, whatever the number of processes), from
+    position ``start`` on; process ``r`` of ``W`` takes positions ``r, r + W, ...`` of
+    that. Yields ``(index, epoch)``, the keys :class:`SampleSeeded` reads."""
+
+    def __init__(self, n: int, env: DistEnv, *, shuffle: bool, seed: int,
+                 global_batch: int | None) -> None:
+        self.n, self.rank, self.world = n, env.rank, env.world_size
+        self.shuffle, self.seed, self.global_batch = shuffle, seed, global_batch
+        self.epoch = self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def usable(self) -> int:
+        """The number of positions of the epoch's order that are trained on."""
+        return self.n - self.n % self.global_batch if self.global_batch else self.n
+
+    def global_order(self) -> list[int]:
+        """The epoch's order of all processes together, from position 0."""
+        if not self.shuffle:
+            return list(range(self.usable()))
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.n, generator=g)[: self.usable()].tolist()
+
+    def __iter__(self):
+        mine = self.global_order()[self.start + self.rank:: self.world]
+        return iter([(i, self.epoch) for i in mine])
+
+    def __len__(self) -> int:
+        return len(range(self.start + self.rank, self.usable(), self.world))
 
 
 class ShardSampler(Sampler[int]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -53,10 +53,13 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                     accum_steps: int = 1, ema: nn.Module | None = None,
                     channels_last: bool = False, env: ddp.DistEnv = ddp.DistEnv(),
                     epoch: int = 0, progress: bool = False,
-                    clip_grad_norm: float = 0.0) -> dict[str, float]:
+                    clip_grad_norm: float = 0.0,
+                    after_step: Callable[[int], bool] | None = None) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, top-1 error (``top1_err``, %), images,
     seconds and optimizer steps, summed over all processes. Raises :class:`NonFiniteError`.
-    ``clip_grad_norm`` (when positive) bounds the global L2 norm of each step's gradient."""
+    ``clip_grad_norm`` (when positive) bounds the global L2 norm of each step's gradient.
+    ``after_step(steps)`` is called after each optimizer step (every process calls it at
+    the same step); the pass ends there when it returns True."""
     from tqdm import tqdm
 
     model.train()
@@ -101,8 +104,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
             if ema is not None:
                 ema.update_parameters(getattr(model, "module", model))
             steps += 1
+            if after_step is not None and after_step(steps):
+                break
         # A host sync every few steps, not every step, keeps GPUs busy; a NaN found a few
-        # steps late costs nothing, since no checkpoint is written inside an epoch.
+        # steps late costs little: a checkpoint within the epoch (--save-every) may hold it,
+        # and a run resumed from it stops with the same message.
         if (i + 1) % 20 == 0 or i + 1 == n_batches:
             flag = bad.clone()
             if env.distributed:

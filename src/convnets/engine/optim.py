@@ -60,17 +60,21 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def scaled_lr(cfg: TrainConfig, world_size: int = 1) -> float:
-    """The peak learning rate of a run on ``world_size`` processes: ``cfg.lr``, or, when the
-    recipe gives it for another global batch (``lr_batch``: a paper's 50 replicas x 32),
-    scaled linearly to this run's (Goyal et al. 2017, Sec. 2.1)."""
+def scaled_lr(cfg: TrainConfig, world_size: int = 1, batch_size: int | None = None) -> float:
+    """The peak learning rate of a run on ``world_size`` processes of ``batch_size`` images
+    (default ``cfg.batch_size``; a run resumed on another number of processes keeps its
+    global batch with another per-process batch): ``cfg.lr``, or, when the recipe gives it
+    for another global batch (``lr_batch``: a paper's 50 replicas x 32), scaled linearly to
+    this run's (Goyal et al. 2017, Sec. 2.1)."""
     if not cfg.lr_batch:
         return cfg.lr
-    return cfg.lr * cfg.batch_size * world_size * cfg.accum_steps / cfg.lr_batch
+    per_process = cfg.batch_size if batch_size is None else batch_size
+    return cfg.lr * per_process * world_size * cfg.accum_steps / cfg.lr_batch
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, world_size: int = 1) -> torch.optim.Optimizer:
-    lr = scaled_lr(cfg, world_size)
+def build_optimizer(model: nn.Module, cfg: TrainConfig, world_size: int = 1,
+                    batch_size: int | None = None) -> torch.optim.Optimizer:
+    lr = scaled_lr(cfg, world_size, batch_size)
     if cfg.optimizer == "rmsprop-tf":
         return RMSpropTF(model.parameters(), lr=lr, decay=cfg.rmsprop_decay,
                          eps=cfg.rmsprop_eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

@@ -25,13 +25,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import allocator
 from ..core import local_device
-from ..errors import ConfigError, RunDirError
+from ..errors import ConfigError, ConvnetsError, RunDirError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from . import logs
 from .config import TrainConfig, load_config, resume_changes
 from .epoch import NonFiniteError, train_one_epoch
 from .optim import build_optimizer
+from .preemption import Preempted, StepBoundary, StopSignals
 from .schedules import Schedule
 from .validation import carve_validation, with_best_val
 from .worker_errors import unwrap_worker_errors
@@ -129,6 +130,7 @@ class _Run:
     start_epoch: int
     step: int
     val_loader: DataLoader | None = None  # the validation split's (--val-split)
+    position: int = 0                   # samples of start_epoch's order already trained on
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: str, resume: bool) -> None:
@@ -174,7 +176,8 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     model = create_model(cfg.model, num_classes=num_classes, **cfg.model_kwargs())
     pin = device.type == "cuda"
     fit_set, val_set = _hold_out(cfg, train_set, input_size, opened=datasets is None)
-    train_loader = ddp.make_loader(fit_set, batch_size=cfg.batch_size, env=env, train=True,
+    batch_size = _per_process_batch(cfg, run_dir, resume, env, log)
+    train_loader = ddp.make_loader(fit_set, batch_size=batch_size, env=env, train=True,
                                    workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
     val_loader = None if val_set is None else ddp.make_eval_loader(
         val_set, batch_size=cfg.batch_size, env=env, workers=cfg.workers, seed=cfg.seed,
@@ -199,31 +202,34 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
 
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accum_steps)
-    optimizer = build_optimizer(model, cfg, env.world_size)
+    optimizer = build_optimizer(model, cfg, env.world_size, batch_size)
     if cfg.lr_batch and env.is_main and not resume:
         log(f"lr {optimizer.param_groups[0]['lr']:.4g}: {cfg.lr:g} for a global batch of "
             f"{cfg.lr_batch}, scaled linearly to this run's "
-            f"{cfg.batch_size * env.world_size * cfg.accum_steps}")
+            f"{batch_size * env.world_size * cfg.accum_steps}")
     scheduler = Schedule(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    start_epoch = step = 0
+    start_epoch = step = position = 0
     if resume:
         if env.is_main:
             ckpt.clean_stale(run_dir)
         state = ckpt.load_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                                      scaler=scaler, ema=ema, rank=env.rank)
-        start_epoch, step = state["epoch"], state["step"]
+        start_epoch, step, position = state["epoch"], state["step"], state["position"]
         if env.is_main:
-            log(f"resuming {run_dir} after epoch {start_epoch}")
+            log(f"resuming {run_dir} after epoch {start_epoch}" + (
+                f", at sample {position} of epoch {start_epoch + 1}'s order (step {step})"
+                if position else ""))
     else:
-        _seed_everything(cfg.seed + env.rank)  # different augmentations on each rank
+        # Different dropout draws on each rank (augmentations are seeded per sample).
+        _seed_everything(cfg.seed + env.rank)
         if env.is_main:
             os.makedirs(run_dir, exist_ok=True)
             cfg.save(os.path.join(run_dir, "config.json"))
     if env.is_main:
         _record_inference_spec(cfg, run_dir, test_set, input_size)
     return _Run(run_dir, model, model, ema, train_set, train_loader, test_loader, num_classes,
-                optimizer, scheduler, scaler, start_epoch, step, val_loader)
+                optimizer, scheduler, scaler, start_epoch, step, val_loader, position)
 
 
 def _init_from(model: nn.Module, source: str, log: Callable[[str], None] | None) -> None:
@@ -232,6 +238,28 @@ def _init_from(model: nn.Module, source: str, log: Callable[[str], None] | None)
     report = init_from(model, source)
     for line in report.lines() if log else ():
         log(line)
+
+
+def _per_process_batch(cfg: TrainConfig, run_dir: str, resume: bool, env: ddp.DistEnv,
+                       log: Callable[[str], None]) -> int:
+    """``cfg.batch_size``, except for a run resumed on another number of processes than
+    its checkpoint's: then the global batch is kept (and with it the schedule and each
+    step's samples), split evenly over the processes there are now."""
+    if not resume:
+        return cfg.batch_size
+    record = ckpt.latest_checkpoint(run_dir)
+    global_batch = record["global_batch"] or cfg.batch_size * record["world_size"]
+    if global_batch == cfg.batch_size * env.world_size:
+        return cfg.batch_size
+    if global_batch % env.world_size:
+        raise ConfigError.of("batch_size", f"{run_dir} trains with a global batch of "
+                             f"{global_batch}, which {env.world_size} processes cannot share "
+                             "evenly; resume on a number of processes that divides it")
+    batch = global_batch // env.world_size
+    if env.is_main:
+        log(f"resuming on {env.world_size} process(es) instead of {record['world_size']}: "
+            f"{batch} images per process keep the global batch of {global_batch}")
+    return batch
 
 
 def _num_classes(train_set: Dataset, model_default: int) -> int:
@@ -262,8 +290,10 @@ def _fit(cfg: TrainConfig, run_dir: str | None, resume: bool, until_epoch: int |
     run = _set_up_everywhere(cfg, run_dir, resume, datasets, log, env, device)
     epochs = _Epochs(cfg, run, env, device, log, progress)
     try:
-        for epoch in range(run.start_epoch, _stop_epoch(cfg, until_epoch)):
-            epochs.run_epoch(epoch)
+        with StopSignals() as signals:
+            epochs.boundary = StepBoundary(signals, cfg.save_every, env, device, epochs.commit_within)
+            for epoch in range(run.start_epoch, _stop_epoch(cfg, until_epoch)):
+                epochs.run_epoch(epoch)
     finally:
         epochs.close()
     return epochs.result()
@@ -320,8 +350,14 @@ class _Epochs:
         self.step = run.step
         self.last_good = run.start_epoch  # the last epoch with a committed checkpoint (0: none)
 
+    boundary: StepBoundary | None = None  # set by _fit: checkpoints within the epoch, signals
+
     def run_epoch(self, epoch: int) -> None:
-        ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank)
+        if self.boundary is not None and (received := self.boundary.signal_received()):
+            # Received while the last epoch was evaluated and committed: stop before this one.
+            raise self._preempted(received, f"after epoch {epoch} (step {self.step})")
+        start = self.run.position if epoch == self.run.start_epoch else 0
+        ddp.set_epoch(self.run.train_loader, epoch, self.cfg.seed, self.env.rank, start=start)
         lr = self.run.optimizer.param_groups[0]["lr"]
         trained = self._train(epoch)
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self._measure(trained)}
@@ -337,17 +373,49 @@ class _Epochs:
 
     def _train(self, epoch: int) -> dict[str, float]:
         run, cfg = self.run, self.cfg
+        self.epoch = epoch
+        if self.boundary is not None:
+            self.boundary.begin(self.step, run.train_loader.sampler.start, self._samples_per_step())
         try:
             trained = train_one_epoch(run.net, run.train_loader, run.optimizer, device=self.device,
                                       criterion=self.criterion, scheduler=run.scheduler,
                                       scaler=run.scaler, amp=cfg.amp, accum_steps=cfg.accum_steps,
                                       ema=run.ema, channels_last=cfg.channels_last, env=self.env,
                                       epoch=epoch, progress=self.show,
-                                      clip_grad_norm=cfg.clip_grad_norm)
+                                      clip_grad_norm=cfg.clip_grad_norm, after_step=self.boundary)
         except NonFiniteError as err:
             raise self._stopped(str(err)) from None
         self.step += trained["steps"]
+        if self.boundary is not None and self.boundary.stopped_by:
+            position, step = self.stopped_at
+            raise self._preempted(self.boundary.stopped_by,
+                                  f"at step {step}, sample {position} of "
+                                  f"{run.train_loader.sampler.usable()} in epoch {epoch + 1}")
         return trained
+
+    def _samples_per_step(self) -> int:
+        loader = self.run.train_loader
+        return loader.batch_size * self.env.world_size * self.cfg.accum_steps
+
+    def commit_within(self, position: int, step: int) -> None:
+        """A checkpoint within the epoch being trained, ``position`` samples into its
+        order, after ``step`` optimizer steps of the run; every process calls it."""
+        run, env = self.run, self.env
+        rngs = _gather_rng(env)
+        if env.is_main:
+            ckpt.save_checkpoint(run.run_dir, model=run.model, epoch=self.epoch, step=step,
+                                 optimizer=run.optimizer, scheduler=run.scheduler,
+                                 scaler=run.scaler, ema=run.ema, rng=rngs, position=position,
+                                 world_size=env.world_size,
+                                 global_batch=run.train_loader.batch_size * env.world_size)
+        self.stopped_at = (position, step)
+        ddp.barrier(env)  # no process leaves (and has torchrun stop the others) mid-save
+
+    def _preempted(self, signal_name: str, where: str) -> ConvnetsError:
+        if not self.env.is_main:  # process 0 says it, once
+            return ddp.PeerFailure(f"stopped by {signal_name} with process 0")
+        return Preempted(f"stopped by {signal_name} {where}; the checkpoint is committed: "
+                         f"continue with `convnets train --resume {self.run.run_dir}`")
 
     def _measure(self, trained: dict[str, float]) -> dict[str, Any]:
         """The epoch's figures: training loss and error, the test set's (and the EMA
@@ -421,7 +489,9 @@ class _Epochs:
         self._save_snapshot(epoch)
         ckpt.save_checkpoint(run.run_dir, model=run.model, epoch=epoch + 1, step=self.step,
                              optimizer=run.optimizer, scheduler=run.scheduler,
-                             scaler=run.scaler, ema=run.ema, rng=rngs)
+                             scaler=run.scaler, ema=run.ema, rng=rngs,
+                             world_size=self.env.world_size,
+                             global_batch=run.train_loader.batch_size * self.env.world_size)
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):  # not best_by's name
