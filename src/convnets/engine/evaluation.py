@@ -30,8 +30,10 @@ from torch import nn
 from ..core import autocast, replacing
 from ..errors import ConfigError, DataError
 from ..models.layers import ConvNet
+from .protocols import Protocol
 
-__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "convolutionize",
+__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "evaluate_protocol",
+           "convolutionize",
            "ensemble_predict", "plot_confusion"]
 
 EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "multi_crop+dense")
@@ -342,37 +344,133 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
     scale_list: list[int | None] = list(scales) if scales else [None]
 
-    if reduce is not None and num_classes is None:
-        raise ValueError("evaluate: num_classes is needed to reduce over processes")
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64) if num_classes else None
-    loss_sum, n, top_hits = 0.0, 0, {1: 0, 5: 0}
+    tally = _Tally(num_classes, reduce)
     with _EvalMode(nets), torch.inference_mode():
         for batch in loader:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
             with autocast(device, amp):
                 logp = _views(nets, dense_nets, x, mode, scale_list, crop, flip, grid)
-            # log of the mean of the views' probabilities, computed stably
-            logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
-            if confusion is None:
-                confusion = torch.zeros(logp.shape[1], logp.shape[1], dtype=torch.int64)
-            loss_sum += F.nll_loss(logp, y, reduction="sum").item()
-            for k, hits in _topk_hits(logp, y, (1, 5)).items():
-                top_hits[k] += hits
-            confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), len(confusion))
-            n += len(y)
-    if reduce is not None:
-        sums = reduce(torch.tensor([loss_sum, top_hits[1], top_hits[5], n], dtype=torch.float64,
-                                   device=device)).tolist()
-        loss_sum, top_hits, n = sums[0], {1: round(sums[1]), 5: round(sums[2])}, round(sums[3])
-        confusion = reduce(confusion.to(device)).cpu()
-    if n == 0:
-        raise DataError("evaluate: the test data holds no images")
-    support = confusion.sum(1)
-    per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
-                            torch.tensor(float("nan"), dtype=torch.float64))
-    return {"top1_err": 100.0 * (1 - top_hits[1] / n), "top5_err": 100.0 * (1 - top_hits[5] / n),
-            "loss": loss_sum / n, "n": n, "confusion": confusion,
-            "per_class_acc": per_class.float()}
+            tally.add(logp, y)
+    return tally.result(device)
+
+
+class _Tally:
+    """The counts of an evaluation, summed over batches (and processes, with ``reduce``)."""
+
+    def __init__(self, num_classes: int | None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        if reduce is not None and num_classes is None:
+            raise ValueError("evaluate: num_classes is needed to reduce over processes")
+        self.reduce = reduce
+        self.confusion = (torch.zeros(num_classes, num_classes, dtype=torch.int64)
+                          if num_classes else None)
+        self.loss_sum, self.n, self.top_hits = 0.0, 0, {1: 0, 5: 0}
+
+    def add(self, logp: list[torch.Tensor], y: torch.Tensor) -> None:
+        """Count a batch from the log-softmax outputs of all its views (and members)."""
+        # log of the mean of the views' probabilities, computed stably
+        logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
+        if self.confusion is None:
+            self.confusion = torch.zeros(logp.shape[1], logp.shape[1], dtype=torch.int64)
+        self.loss_sum += F.nll_loss(logp, y, reduction="sum").item()
+        for k, hits in _topk_hits(logp, y, (1, 5)).items():
+            self.top_hits[k] += hits
+        self.confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), len(self.confusion))
+        self.n += len(y)
+
+    def result(self, device: torch.device) -> dict:
+        loss_sum, top_hits, n, confusion = self.loss_sum, self.top_hits, self.n, self.confusion
+        if self.reduce is not None:
+            sums = self.reduce(torch.tensor([loss_sum, top_hits[1], top_hits[5], n],
+                                            dtype=torch.float64, device=device)).tolist()
+            loss_sum, top_hits, n = sums[0], {1: round(sums[1]), 5: round(sums[2])}, round(sums[3])
+            confusion = self.reduce(confusion.to(device)).cpu()
+        if n == 0:
+            raise DataError("evaluate: the test data holds no images")
+        support = confusion.sum(1)
+        per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
+                                torch.tensor(float("nan"), dtype=torch.float64))
+        return {"top1_err": 100.0 * (1 - top_hits[1] / n),
+                "top5_err": 100.0 * (1 - top_hits[5] / n), "loss": loss_sum / n, "n": n,
+                "confusion": confusion, "per_class_acc": per_class.float()}
+
+
+def evaluate_protocol(model: nn.Module | Sequence[nn.Module], loader: Iterable,
+                      protocol: Protocol, input_hw: tuple[int, int], *, mirrors: bool,
+                      scales: Sequence[int] | None = None, batch_size: int = 64,
+                      device: str | torch.device = "cpu", amp: str | None = None,
+                      num_classes: int | None = None, progress: bool = False) -> dict:
+    """Evaluate ``model`` (or an ensemble) with one of the papers' protocols
+    (:mod:`convnets.engine.protocols`) on ``loader``'s batches of ORIGINAL images: lists of
+    ``(image (C, H, W), label)``, each image normalised but neither resized nor cropped
+    (any sizes). ``input_hw`` is what the model was trained at (the protocol's sizes scale
+    with it); ``mirrors`` whether mirrored views are added (the data's rule); ``scales``,
+    where given, replace the protocol's shorter sides (pixels). Views go through the
+    networks ``batch_size`` at a time; ``progress`` shows a bar (images). Returns what
+    :func:`evaluate` returns."""
+    from tqdm import tqdm
+
+    from .protocols import protocol_views, scaled_sizes
+
+    check_scales(scales)
+    nets = list(model) if isinstance(model, (list, tuple)) else [model]
+    device = torch.device(device)
+    for net in nets:
+        net.to(device)
+    sides, crop = scaled_sizes(protocol, input_hw, scales)
+    dense = protocol.pool != "mean" or "dense" in protocol.views
+    dense_nets = [_dense_net(net) for net in nets] if dense else None
+    pool = _POOLS[protocol.pool]
+    tally = _Tally(num_classes, None)
+    bar = tqdm(total=len(getattr(loader, "dataset", ())) or None, unit="img", leave=False,
+               disable=not progress, desc=protocol.name)
+    with _EvalMode(nets), torch.inference_mode(), bar:
+        for batch in loader:
+            for images, y in _same_sizes(batch):
+                x, y = images.to(device, non_blocking=True), y.to(device)
+                views = protocol_views(x, protocol, sides, crop, mirrors)
+                with autocast(device, amp):
+                    logp = _forward_views(nets, dense_nets, list(views), pool, batch_size,
+                                          protocol.pool != "mean")
+                tally.add(logp, y)
+                bar.update(len(y))
+    return tally.result(device)
+
+
+_POOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "mean": lambda score_map: score_map.mean((2, 3)),
+    # DPN (Chen et al. 2017, Sec. 4.1): the mean of global average and global max pooling
+    "mean-max": lambda score_map: (score_map.mean((2, 3)) + score_map.amax((2, 3))) / 2,
+}
+
+
+def _same_sizes(batch: Sequence[tuple[torch.Tensor, int]]):
+    """The images of a batch stacked by size, with their labels."""
+    groups: dict[tuple[int, ...], list[tuple[torch.Tensor, int]]] = {}
+    for image, label in batch:
+        groups.setdefault(tuple(image.shape), []).append((image, int(label)))
+    for pairs in groups.values():
+        yield torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+
+
+def _forward_views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None,
+                   views: list, pool: Callable, batch_size: int,
+                   all_dense: bool) -> list[torch.Tensor]:
+    """Log-softmax outputs ``(B, classes)`` of every net for every view; views of one
+    shape go through a net together, at most ``batch_size`` images at a time."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for view in views:
+        groups.setdefault((view.dense or all_dense, tuple(view.image.shape)), []).append(view.image)
+    out: list[torch.Tensor] = []
+    for (dense, shape), images in groups.items():
+        per_chunk = max(1, batch_size // shape[0])
+        for start in range(0, len(images), per_chunk):
+            chunk = images[start:start + per_chunk]
+            x = torch.cat(chunk)
+            for i, net in enumerate(nets):
+                scores = pool(dense_nets[i](x).float()) if dense else net(x).float()
+                out += list(F.log_softmax(scores, dim=1).chunk(len(chunk)))
+    return out
 
 
 def _dense_net(net: nn.Module) -> nn.Module:
