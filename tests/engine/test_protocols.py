@@ -233,3 +233,15 @@ def test_an_ensemble_writes_beside_its_members_never_into_them(digits04_run, cap
     assert set(os.listdir(digits04_run)) == before
     assert os.path.dirname(res["out"]) == os.path.dirname(os.path.abspath(digits04_run))
     assert os.path.basename(res["files"][0]) == "eval-googlenet-1crop.json"
+
+
+def test_every_model_names_a_known_protocol_and_info_prints_it(capsys):
+    from convnets.models import list_models, model_info
+
+    assert {model_info(n).protocol for n in list_models()} <= set(PROTOCOLS)
+    assert model_info("zfnet").protocol == "alexnet-10crop"
+    assert model_info("resnet50").protocol == "resnet-multiscale"
+    assert model_info("resnet20").protocol == "center"
+    assert main(["info", "googlenet"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("protocol"))
+    assert "googlenet-144crop" in line and "Szegedy et al. 2015, Sec. 7" in line

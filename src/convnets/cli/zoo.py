@@ -78,6 +78,10 @@ def run_summary(args: argparse.Namespace) -> None:
 def run_info(args: argparse.Namespace) -> None:
     from ..models import model_info
 
+    from ..engine.protocols import get_protocol
+
     for key, value in model_info(args.model).as_dict().items():
+        if key == "protocol":  # the paper's test protocol, with where it is described
+            value = f"{value} (convnets eval --protocol {value}): {get_protocol(value).source}"
         if value not in (None, "", ()):
             print(f"{key:<12} {value}")
