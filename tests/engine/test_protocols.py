@@ -245,3 +245,37 @@ def test_every_model_names_a_known_protocol_and_info_prints_it(capsys):
     assert main(["info", "googlenet"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("protocol"))
     assert "googlenet-144crop" in line and "Szegedy et al. 2015, Sec. 7" in line
+
+
+def test_resnet_multiscale_equals_a_hand_written_loop(folder, tmp_path):
+    """torchvision's (seeded, random) initialisation of ResNet-18 through
+    resnet-multiscale, at small shorter sides, against a loop written out here
+    (benchmarks/check_resnet50_multiscale.py does the same for ResNet-50 at 224..640)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = convnets.create_model("resnet18", num_classes=2)
+    model.load_state_dict(torchvision.models.resnet18(num_classes=2).state_dict())
+    model.eval()
+    path = tmp_path / "r18.safetensors"
+    save_file(model.state_dict(), str(path))
+    sides = [32, 40, 56]
+    res = evaluate_targets([str(path)], model="resnet18", data=f"folder:{folder}",
+                           protocol="resnet-multiscale", scales=sides, device="cpu",
+                           batch_size=4, log=lambda _: None)
+    assert res["views"]["views_per_image"] == 3 and not res["views"]["mirrors"]
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    losses, hits = [], 0
+    with torch.no_grad():
+        for k, cls in enumerate(("cat", "dog")):
+            for i in range(3):
+                rgb = np.array(Image.open(folder / "val" / cls / f"{i}.png"))
+                x = ((torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - mean) / std)[None]
+                h, w = x.shape[-2:]
+                probs = torch.stack([
+                    model(_resized(x, round(h * q / min(h, w)), round(w * q / min(h, w)))).softmax(1)
+                    for q in sides]).mean(0)[0]
+                losses.append(-probs[k].log().item())
+                hits += int(probs.argmax().item() == k)
+    assert res["loss"] == pytest.approx(sum(losses) / 6, rel=1e-5)
+    assert res["top1_err"] == pytest.approx(100 * (1 - hits / 6))
