@@ -279,3 +279,32 @@ def test_resnet_multiscale_equals_a_hand_written_loop(folder, tmp_path):
                 hits += int(probs.argmax().item() == k)
     assert res["loss"] == pytest.approx(sum(losses) / 6, rel=1e-5)
     assert res["top1_err"] == pytest.approx(100 * (1 - hits / 6))
+
+
+@pytest.mark.parametrize("name", [n for n in PROTOCOLS if n != "center"])
+def test_every_protocol_runs_on_a_folder_as_an_ensemble_and_on_the_digits(name, folder, weights,
+                                                                         digits04_run, tmp_path):
+    _, path = weights
+    protocol = get_protocol(name)
+    res = evaluate_targets([path, path], model="resnet20", data=f"folder:{folder}", protocol=name,
+                           out=str(tmp_path / "folder"), device="cpu", batch_size=16,
+                           log=lambda _: None)
+    sides, _ = scaled_sizes(protocol, (32, 32))
+    assert res["n"] == 6 and res["members"] == 2
+    assert res["views"]["views_per_image"] == views_per_image(protocol, len(sides), protocol.mirrors)
+    digits = evaluate_targets([digits04_run], protocol=name, out=str(tmp_path / "digits"),
+                              device="cpu", batch_size=256, log=lambda _: None)
+    assert digits["views"]["mirrors"] is False and digits["n"] > 100
+    assert digits["views"]["views_per_image"] == views_per_image(protocol, len(sides), False)
+
+
+def test_the_progress_bar_counts_images(capsys):
+    from torch.utils.data import DataLoader
+
+    net = _Recorder()
+    images = [(torch.rand(3, 12, 16), k % 3) for k in range(4)]
+    loader = DataLoader(images, batch_size=2, collate_fn=list)
+    evaluate_protocol([net, net], loader, get_protocol("alexnet-10crop"), (8, 8),
+                      mirrors=True, progress=True)
+    err = capsys.readouterr().err
+    assert "alexnet-10crop" in err and "0/4" in err.replace(" ", "")

@@ -100,5 +100,6 @@ def describe_views(views: dict) -> str:
         mirrors = f"no mirrors: the {views['preset']} preset never flips in training"
     else:
         mirrors = "no mirrors"
-    return (f"{protocol.name}: {views['views_per_image']} views per image ({crops}, shorter sides "
+    n = views["views_per_image"]
+    return (f"{protocol.name}: {n} view{'s' if n != 1 else ''} per image ({crops}, shorter sides "
             f"{','.join(map(str, views['scales']))}; {mirrors})")

@@ -13,6 +13,11 @@
   scales and horizontal flips (OverFeat, Sermanet et al. 2014; VGG Sec. 3.2).
   ``"multi_crop+dense"`` (VGG's Table 5, their best single-model result) and
   ``"ten_crop+dense"`` average the softmax outputs of both kinds of view.
+- ``evaluate_protocol``: one of the papers' named protocols (:mod:`.protocols`) on the
+  ORIGINAL images, which it resizes and crops itself; what ``convnets eval --protocol``
+  runs. ``evaluate``'s multi-view modes take whatever the loader gives: with an
+  evaluation preset that crops (``imagenet``, ``alexnet``, ...) they crop the centre
+  crop, not the image the papers cropped.
 - ``convolutionize``: fully connected layers as convolutions (VGG Sec. 3.2).
 - ``ensemble_predict``: the mean softmax of several models.
 - ``plot_confusion``: a confusion-matrix PNG.
