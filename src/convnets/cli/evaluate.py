@@ -24,7 +24,9 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="top-1/top-5 error of runs, checkpoints or models (several: ensemble)")
     add_target_arguments(p, ema="evaluate", several=True)
     p.add_argument("--data", help="dataset spec (default: the run's)")
-    p.add_argument("--preset", help="evaluation preset (default: the run's or the dataset's)")
+    p.add_argument("--preset", help="preset (default: the run's or the dataset's): the center "
+                                    "protocol's image; for the others, whether training flipped "
+                                    "(mirrored views)")
     from ..engine.protocols import CROPS_PROTOCOLS, PROTOCOLS
 
     p.add_argument("--protocol", choices=list(PROTOCOLS), metavar="NAME",
