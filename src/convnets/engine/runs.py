@@ -187,6 +187,8 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     weights = [os.path.abspath(w) for t in resolved for w in t.weights] or [t.model for t in resolved]
     out = out or default_out([t.run_dir for t in resolved], weights, len(targets) > 1)
     bad = test_set.bad_file_report()
+    # "crops": the older name of the protocol, where it has one
+    crops = next((k for k, v in CROPS_PROTOCOLS.items() if v == chosen.name), None)
     described = dict(targets=targets, members=len(members), data=data, crops=crops, **views,
                      evaluated=dict(members=weights, data=data, **views))
     summary = _summary(result, described, test_set.classes, len(bad))
