@@ -15,8 +15,8 @@ import sys
 from typing import Callable, Sequence
 
 from ..errors import ConvnetsError
-from . import (analyze, benchmark, evaluate, export, export_images, predict, serve, shards,
-               train, transfer, visualize, zoo)
+from . import (analyze, benchmark, bn_stats, evaluate, export, export_images, predict, serve,
+               shards, train, transfer, visualize, zoo)
 from .common import Interrupted, Parser, as_flags
 
 __all__ = ["main", "build_parser"]
@@ -25,7 +25,7 @@ __all__ = ["main", "build_parser"]
 _REGISTER = (zoo.register, benchmark.register, train.register, evaluate.register,
              predict.register, export.register, serve.register, export_images.register,
              transfer.register, train.register_recipes, analyze.register, visualize.register,
-             shards.register)
+             shards.register, bn_stats.register)
 
 
 def _version() -> str:

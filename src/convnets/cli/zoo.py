@@ -79,8 +79,12 @@ def run_info(args: argparse.Namespace) -> None:
     from ..engine.recipes import recipes_for
     from ..models import model_info
 
+    from ..engine.protocols import get_protocol
+
     info = model_info(args.model)
     for key, value in info.as_dict().items():
+        if key == "protocol":  # the paper's test protocol, with where it is described
+            value = f"{value} (convnets eval --protocol {value}): {get_protocol(value).source}"
         if value not in (None, "", ()):
             print(f"{key:<12} {value}")
     recipes = recipes_for(info.name)

@@ -4,7 +4,8 @@ A preset fixes the geometry and augmentation; the dataset supplies the normalisa
 statistics (its own per-channel mean and std), so that any preset can be used with any
 dataset. Every pipeline accepts a PIL image or a ``(C, H, W)`` tensor (uint8 in [0, 255]
 or float in [0, 1]) and returns a float32 tensor of the model's ``input_size`` (except
-"full", which keeps the whole 256/224-scaled square for multi-view evaluation).
+"full", which keeps the whole 256/224-scaled square, and "original", which keeps the
+image as decoded, both for multi-view evaluation).
 
 Sizes scale with the model's input: the ImageNet presets crop ``H x W`` from an image
 resized to ``256/224`` of that (256 for 224, 146 for 128), the CIFAR presets pad by
@@ -279,6 +280,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            train=Stages(_central_square), eval=Stages(_central_square)),
     Preset("none", "resize to the input size, normalise; no augmentation", "",
            train=Stages(_resize), eval=Stages(_resize)),
+    Preset("original", "the decoded image as it is (any size), normalised: the input of the "
+           "test protocols, which resize and crop it themselves",
+           "convnets.engine.protocols: every paper's multi-view test starts from the original "
+           "image", train=Stages(_nothing), eval=Stages(_nothing)),
 )}
 
 

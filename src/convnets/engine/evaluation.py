@@ -13,7 +13,13 @@
   scales and horizontal flips (OverFeat, Sermanet et al. 2014; VGG Sec. 3.2).
   ``"multi_crop+dense"`` (VGG's Table 5, their best single-model result) and
   ``"ten_crop+dense"`` average the softmax outputs of both kinds of view.
-- ``convolutionize``: fully connected layers as convolutions (VGG Sec. 3.2).
+- ``evaluate_protocol``: one of the papers' named protocols (:mod:`.protocols`) on the
+  ORIGINAL images, which it resizes and crops itself; what ``convnets eval --protocol``
+  runs. ``evaluate``'s multi-view modes take whatever the loader gives: with an
+  evaluation preset that crops (``imagenet``, ``alexnet``, ...) they crop the centre
+  crop, not the image the papers cropped.
+- ``convolutionize``: fully connected layers as convolutions (VGG Sec. 3.2; in
+  :mod:`.convolutionize`, re-exported here).
 - ``ensemble_predict``: the mean softmax of several models.
 - ``plot_confusion``: a confusion-matrix PNG.
 """
@@ -29,9 +35,11 @@ from torch import nn
 
 from ..core import autocast, replacing
 from ..errors import ConfigError, DataError
-from ..models.layers import ConvNet
+from .convolutionize import convolutionize, dense_net
+from .protocols import Protocol
 
-__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "convolutionize",
+__all__ = ["EVAL_MODES", "topk_errors", "check_scales", "evaluate", "evaluate_protocol",
+           "convolutionize",
            "ensemble_predict", "plot_confusion"]
 
 EVAL_MODES = ("center", "ten_crop", "multi_crop", "dense", "ten_crop+dense", "multi_crop+dense")
@@ -65,158 +73,6 @@ def _topk_hits(scores: torch.Tensor, targets: torch.Tensor, ks: Sequence[int]) -
 def _confusion(targets: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
     """Counts ``[true, predicted]``."""
     return torch.bincount(targets * classes + preds, minlength=classes * classes).view(classes, classes)
-
-
-# --- convolutionize ----------------------------------------------------------------------
-
-_ELEMENTWISE = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.ReLU, nn.ReLU6,
-                nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Tanh, nn.Sigmoid,
-                nn.Identity)
-
-
-class _PoolAtLeast(nn.Module):
-    """The adaptive average pool of a VGG-style head, kept only where it changes
-    nothing for dense evaluation: maps smaller than the classifier's K x K window are
-    pooled (stretched) to K, exactly as in the original network; larger maps pass
-    unchanged, so the K x K convolution slides over them (VGG Sec. 3.2)."""
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        target = (max(h, self.size[0]), max(w, self.size[1]))
-        return x if target == (h, w) else F.adaptive_avg_pool2d(x, target)
-
-
-class _GlobalPool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3), keepdim=True)
-
-
-class ConvolutionizedNet(nn.Module):
-    """``head(pool(features(x)))``: a class-score map ``(B, classes, h, w)``. Shares its
-    parameters with the network it was made from (no copy), so it is meant for evaluation."""
-
-    def __init__(self, features: nn.Module, pool: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.features, self.pool, self.head = features, pool, head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)))
-
-
-class _Features(nn.Module):
-    def __init__(self, model: ConvNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
-
-
-def _linear_as_conv(fc: nn.Linear, in_channels: int, k: tuple[int, int]) -> nn.Conv2d:
-    conv = nn.Conv2d(in_channels, fc.out_features, k, bias=fc.bias is not None,
-                     device=fc.weight.device, dtype=fc.weight.dtype)
-    # torch.flatten of a (C, kh, kw) map is channel-major, the layout of a conv weight.
-    conv.weight = nn.Parameter(fc.weight.detach().view(fc.out_features, in_channels, *k))
-    if fc.bias is not None:
-        conv.bias = nn.Parameter(fc.bias.detach())
-    return conv
-
-
-def _out_channels(features: nn.Module) -> int | None:
-    channels = None
-    for m in features.modules():
-        if isinstance(m, nn.Conv2d):
-            channels = m.out_channels
-        elif isinstance(m, nn.BatchNorm2d):
-            channels = m.num_features
-    return channels
-
-
-def _convolutionize_sequential(model: nn.Module) -> ConvolutionizedNet:
-    """torchvision's VGG / AlexNet layout: features -> avgpool -> flatten -> classifier."""
-    name = type(model).__name__
-    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    first = linears[0]
-    pool = getattr(model, "avgpool", None)
-    if isinstance(pool, nn.AdaptiveAvgPool2d):
-        size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size,) * 2
-        if None in size:
-            raise ConfigError(f"convolutionize: {name}.avgpool keeps a free dimension {size}")
-        k = (int(size[0]), int(size[1]))
-        if first.in_features % (k[0] * k[1]):
-            raise ConfigError(f"convolutionize: {name}: {first.in_features} inputs of the first "
-                             f"linear layer do not fit a {k[0]}x{k[1]} map")
-        channels = first.in_features // (k[0] * k[1])
-    elif pool is None or isinstance(pool, nn.Identity):
-        channels = _out_channels(model.features)
-        side = math.isqrt(first.in_features // channels) if channels else 0
-        if not channels or channels * side * side != first.in_features:
-            raise ConfigError(f"convolutionize: {name}: cannot infer the square map feeding "
-                             f"the first linear layer ({first.in_features} inputs)")
-        k = (side, side)
-    else:
-        raise ConfigError(f"convolutionize: {name}.avgpool is {type(pool).__name__}, "
-                         "expected AdaptiveAvgPool2d or none")
-    nonlinear_head = len(linears) > 1
-    head: list[nn.Module] = []
-    seen_linear = False
-    for m in model.classifier:
-        if isinstance(m, nn.Linear):
-            head.append(_linear_as_conv(m, channels if not seen_linear else m.in_features,
-                                        k if not seen_linear else (1, 1)))
-            seen_linear = True
-        elif isinstance(m, nn.Flatten) and not seen_linear:
-            continue
-        elif isinstance(m, _ELEMENTWISE):
-            head.append(m)
-        else:
-            raise ConfigError(f"convolutionize: {name}.classifier holds a {type(m).__name__}, "
-                             "which has no convolutional equivalent here")
-    if k == (1, 1) and nonlinear_head:
-        # A global-pooling net with a multi-layer head: non-linearities between the layers
-        # do not commute with averaging, so pooling stays global (a 1x1 score map).
-        pooling: nn.Module = _GlobalPool()
-    else:
-        pooling = _PoolAtLeast(k)
-    return ConvolutionizedNet(model.features, pooling, nn.Sequential(*head))
-
-
-def convolutionize(model: nn.Module) -> ConvolutionizedNet:
-    """The network with its fully connected layers turned into equivalent convolutions.
-
-    The result maps an image ``(B, C, H, W)`` to a class-score map ``(B, classes, h, w)``
-    and shares its parameters with ``model``. At the original input size the average of
-    the map over positions equals the original logits (for VGG and AlexNet the map is
-    1 x 1 there); on a larger image it gives one score vector per window position.
-
-    - torchvision-style VGG/AlexNet (``features``, ``avgpool``, ``classifier``
-      Sequential): the first linear layer, after flattening a C x K x K map, becomes a
-      K x K convolution, later ones 1 x 1 convolutions (VGG Sec. 3.2); dropout and
-      activations are kept (dropout is inert in eval mode).
-    - convnets ``ConvNet`` models with the standard head (global average pool, then the
-      classifier): the classifier becomes a 1 x 1 convolution applied before pooling,
-      which commutes with the (linear) average.
-    """
-    features = getattr(model, "features", None)
-    classifier = getattr(model, "classifier", None)
-    if (isinstance(features, nn.Module) and isinstance(classifier, nn.Sequential)
-            and any(isinstance(m, nn.Linear) for m in classifier)):
-        return _convolutionize_sequential(model)
-    if isinstance(model, ConvNet):
-        if type(model).forward_head is not ConvNet.forward_head:
-            raise ConfigError(f"convolutionize: {type(model).__name__} has its own forward_head; "
-                             "only the standard global-pool + linear head is supported")
-        fc = model.get_classifier()
-        if not isinstance(fc, nn.Linear):
-            raise ConfigError(f"convolutionize: {type(model).__name__}'s classifier is not Linear")
-        return ConvolutionizedNet(_Features(model), nn.Identity(),
-                                  _linear_as_conv(fc, fc.in_features, (1, 1)))
-    raise ConfigError(f"convolutionize: {type(model).__name__} is neither a VGG/AlexNet-style "
-                     "network (features, avgpool, classifier) nor a convnets ConvNet")
 
 
 # --- prediction --------------------------------------------------------------------------
@@ -338,61 +194,137 @@ def evaluate(model: nn.Module | Sequence[nn.Module], loader: Iterable, *,
     device = torch.device(device)
     for net in nets:
         net.to(device)
-    dense_nets = [_dense_net(net) for net in nets] if "dense" in mode else None
+    dense_nets = [dense_net(net) for net in nets] if "dense" in mode else None
     crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
     scale_list: list[int | None] = list(scales) if scales else [None]
 
-    if reduce is not None and num_classes is None:
-        raise ValueError("evaluate: num_classes is needed to reduce over processes")
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64) if num_classes else None
-    loss_sum, n, top_hits = 0.0, 0, {1: 0, 5: 0}
+    tally = _Tally(num_classes, reduce)
     with _EvalMode(nets), torch.inference_mode():
         for batch in loader:
             x, y = batch[0].to(device, non_blocking=True), batch[1].to(device)
             with autocast(device, amp):
                 logp = _views(nets, dense_nets, x, mode, scale_list, crop, flip, grid)
-            # log of the mean of the views' probabilities, computed stably
-            logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
-            if confusion is None:
-                confusion = torch.zeros(logp.shape[1], logp.shape[1], dtype=torch.int64)
-            loss_sum += F.nll_loss(logp, y, reduction="sum").item()
-            for k, hits in _topk_hits(logp, y, (1, 5)).items():
-                top_hits[k] += hits
-            confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), len(confusion))
-            n += len(y)
-    if reduce is not None:
-        sums = reduce(torch.tensor([loss_sum, top_hits[1], top_hits[5], n], dtype=torch.float64,
-                                   device=device)).tolist()
-        loss_sum, top_hits, n = sums[0], {1: round(sums[1]), 5: round(sums[2])}, round(sums[3])
-        confusion = reduce(confusion.to(device)).cpu()
-    if n == 0:
-        raise DataError("evaluate: the test data holds no images")
-    support = confusion.sum(1)
-    per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
-                            torch.tensor(float("nan"), dtype=torch.float64))
-    return {"top1_err": 100.0 * (1 - top_hits[1] / n), "top5_err": 100.0 * (1 - top_hits[5] / n),
-            "loss": loss_sum / n, "n": n, "confusion": confusion,
-            "per_class_acc": per_class.float()}
+            tally.add(logp, y)
+    return tally.result(device)
 
 
-def _dense_net(net: nn.Module) -> nn.Module:
-    """The convolutionized network; for a ConvNet whose head cannot be converted, the net
-    itself on the whole image (its global pooling already averages over positions)."""
-    try:
-        return convolutionize(net)
-    except ConfigError:
-        if isinstance(net, ConvNet):
-            return _AsScoreMap(net)
-        raise
+class _Tally:
+    """The counts of an evaluation, summed over batches (and processes, with ``reduce``)."""
+
+    def __init__(self, num_classes: int | None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        if reduce is not None and num_classes is None:
+            raise ValueError("evaluate: num_classes is needed to reduce over processes")
+        self.reduce = reduce
+        self.confusion = (torch.zeros(num_classes, num_classes, dtype=torch.int64)
+                          if num_classes else None)
+        self.loss_sum, self.n, self.top_hits = 0.0, 0, {1: 0, 5: 0}
+
+    def add(self, logp: list[torch.Tensor], y: torch.Tensor) -> None:
+        """Count a batch from the log-softmax outputs of all its views (and members)."""
+        # log of the mean of the views' probabilities, computed stably
+        logp = torch.logsumexp(torch.stack(logp), 0) - math.log(len(logp))
+        if self.confusion is None:
+            self.confusion = torch.zeros(logp.shape[1], logp.shape[1], dtype=torch.int64)
+        self.loss_sum += F.nll_loss(logp, y, reduction="sum").item()
+        for k, hits in _topk_hits(logp, y, (1, 5)).items():
+            self.top_hits[k] += hits
+        self.confusion += _confusion(y.cpu(), logp.argmax(1).cpu(), len(self.confusion))
+        self.n += len(y)
+
+    def result(self, device: torch.device) -> dict:
+        loss_sum, top_hits, n, confusion = self.loss_sum, self.top_hits, self.n, self.confusion
+        if self.reduce is not None:
+            sums = self.reduce(torch.tensor([loss_sum, top_hits[1], top_hits[5], n],
+                                            dtype=torch.float64, device=device)).tolist()
+            loss_sum, top_hits, n = sums[0], {1: round(sums[1]), 5: round(sums[2])}, round(sums[3])
+            confusion = self.reduce(confusion.to(device)).cpu()
+        if n == 0:
+            raise DataError("evaluate: the test data holds no images")
+        support = confusion.sum(1)
+        per_class = torch.where(support > 0, 100.0 * confusion.diag() / support.clamp_min(1),
+                                torch.tensor(float("nan"), dtype=torch.float64))
+        return {"top1_err": 100.0 * (1 - top_hits[1] / n),
+                "top5_err": 100.0 * (1 - top_hits[5] / n), "loss": loss_sum / n, "n": n,
+                "confusion": confusion, "per_class_acc": per_class.float()}
 
 
-class _AsScoreMap(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
+def evaluate_protocol(model: nn.Module | Sequence[nn.Module], loader: Iterable,
+                      protocol: Protocol, input_hw: tuple[int, int], *, mirrors: bool,
+                      scales: Sequence[int] | None = None, batch_size: int = 64,
+                      device: str | torch.device = "cpu", amp: str | None = None,
+                      num_classes: int | None = None, progress: bool = False) -> dict:
+    """Evaluate ``model`` (or an ensemble) with one of the papers' protocols
+    (:mod:`convnets.engine.protocols`) on ``loader``'s batches of ORIGINAL images: lists of
+    ``(image (C, H, W), label)``, each image normalised but neither resized nor cropped
+    (any sizes). ``input_hw`` is what the model was trained at (the protocol's sizes scale
+    with it); ``mirrors`` whether mirrored views are added (the data's rule); ``scales``,
+    where given, replace the protocol's shorter sides (pixels). Views go through the
+    networks ``batch_size`` at a time; ``progress`` shows a bar (images). Returns what
+    :func:`evaluate` returns."""
+    from tqdm import tqdm
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[:, :, None, None]
+    from .protocols import protocol_views, scaled_sizes
+
+    check_scales(scales)
+    nets = list(model) if isinstance(model, (list, tuple)) else [model]
+    device = torch.device(device)
+    for net in nets:
+        net.to(device)
+    sides, crop = scaled_sizes(protocol, input_hw, scales)
+    dense = protocol.pool != "mean" or "dense" in protocol.views
+    dense_nets = [dense_net(net) for net in nets] if dense else None
+    pool = _POOLS[protocol.pool]
+    tally = _Tally(num_classes, None)
+    bar = tqdm(total=len(getattr(loader, "dataset", ())) or None, unit="img", leave=False,
+               disable=not progress, desc=protocol.name)
+    with _EvalMode(nets), torch.inference_mode(), bar:
+        for batch in loader:
+            for images, y in _same_sizes(batch):
+                x, y = images.to(device, non_blocking=True), y.to(device)
+                views = protocol_views(x, protocol, sides, crop, mirrors)
+                with autocast(device, amp):
+                    logp = _forward_views(nets, dense_nets, list(views), pool, batch_size,
+                                          protocol.pool != "mean")
+                tally.add(logp, y)
+                bar.update(len(y))
+    return tally.result(device)
+
+
+_POOLS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "mean": lambda score_map: score_map.mean((2, 3)),
+    # DPN (Chen et al. 2017, Sec. 4.1): the mean of global average and global max pooling
+    "mean-max": lambda score_map: (score_map.mean((2, 3)) + score_map.amax((2, 3))) / 2,
+}
+
+
+def _same_sizes(batch: Sequence[tuple[torch.Tensor, int]]):
+    """The images of a batch stacked by size, with their labels."""
+    groups: dict[tuple[int, ...], list[tuple[torch.Tensor, int]]] = {}
+    for image, label in batch:
+        groups.setdefault(tuple(image.shape), []).append((image, int(label)))
+    for pairs in groups.values():
+        yield torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+
+
+def _forward_views(nets: Sequence[nn.Module], dense_nets: Sequence[nn.Module] | None,
+                   views: list, pool: Callable, batch_size: int,
+                   all_dense: bool) -> list[torch.Tensor]:
+    """Log-softmax outputs ``(B, classes)`` of every net for every view; views of one
+    shape go through a net together, at most ``batch_size`` images at a time."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for view in views:
+        groups.setdefault((view.dense or all_dense, tuple(view.image.shape)), []).append(view.image)
+    out: list[torch.Tensor] = []
+    for (dense, shape), images in groups.items():
+        per_chunk = max(1, batch_size // shape[0])
+        for start in range(0, len(images), per_chunk):
+            chunk = images[start:start + per_chunk]
+            x = torch.cat(chunk)
+            for i, net in enumerate(nets):
+                scores = pool(dense_nets[i](x).float()) if dense else net(x).float()
+                out += list(F.log_softmax(scores, dim=1).chunk(len(chunk)))
+    return out
 
 
 # --- figures -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ ensemble that averages their softmax outputs, as the papers' ensemble results do
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import re
@@ -19,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..core import atomic_write, first_line, local_device
+from ..core import first_line, local_device
 from ..errors import ConfigError, NotFoundError, RunDirError
 from . import checkpoint as ckpt
-from . import logs
 from .config import TrainConfig, load_config
+from .eval_files import default_out, write_results
 from .inference_spec import (INFERENCE_FILE, InferenceSpec, load_inference_spec, spec_from_dataset,
                              spec_without_run)
 from .worker_errors import unwrap_worker_errors
@@ -148,32 +147,92 @@ def resolve_target(target: str, *, model: str | None = None, ema: bool = False) 
 
 def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str | None = None,
                      model: str | None = None, ema: bool = False, crops: str = "center",
-                     scales: list[int] | None = None, batch_size: int | None = None,
-                     workers: int = 0, device: str = "auto", out: str | None = None,
-                     log=print) -> dict[str, Any]:
+                     protocol: str | None = None, scales: list[int] | None = None,
+                     batch_size: int | None = None, workers: int = 0, device: str = "auto",
+                     out: str | None = None, progress: bool = False, log=print) -> dict[str, Any]:
     """Evaluate one or several targets (several: a softmax-averaged ensemble) on the test
-    split; writes eval.json and, for up to 100 classes, confusion.png into ``out`` (by
-    default the first target's run directory). Returns evaluate()'s result, with
-    ``member_models`` (the model name of each member), ``members``, ``out``, ``summary``
-    and ``classes``."""
+    split with ``protocol`` (:mod:`convnets.engine.protocols`; default: the one ``crops``,
+    an older name, stands for). "center" is the evaluation preset's image; every other
+    protocol reads the original images and resizes them itself. Writes the eval JSON and,
+    for up to 100 classes, the confusion PNG into ``out`` (default: the target's run
+    directory; an ensemble's beside it), never over another evaluation's files
+    (:mod:`convnets.engine.eval_files`). Returns evaluate()'s result, with
+    ``member_models`` (the model name of each member), ``members``, ``out``, ``files``,
+    ``summary``, ``classes`` and the protocol's ``views`` (its name, views per image,
+    scales, crop and mirrors)."""
+    from .protocols import CROPS_PROTOCOLS, get_protocol
+
     _check_loader_options(batch_size, workers)
+    chosen = get_protocol(protocol or CROPS_PROTOCOLS[crops])
     resolved = [resolve_target(t, model=model, ema=ema) for t in targets]
     cfg = next((t.config for t in resolved if t.config is not None), None)
     input_size = _common_input_size(resolved)
     data = data if data is not None else (cfg.data if cfg else None)
-    test_set = _open_test_set(data, preset or (cfg.preset if cfg else None), input_size)
+    preset = preset or (cfg.preset if cfg else None)
+    test_set = _open_test_set(data, preset, input_size)
     members = _load_members(resolved, test_set.num_classes, log)
-    result = _evaluate_members(members, test_set, resolved[0].model, input_size, crops=crops,
-                               scales=scales, batch_size=batch_size or (cfg.batch_size if cfg else 64),
-                               workers=workers, device=device)
-    out = out or next((t.run_dir for t in resolved if t.run_dir), None)
+    batch_size = batch_size or (cfg.batch_size if cfg else 64)
+    if chosen.views == ("preset",):
+        views = dict(protocol=chosen.name, views_per_image=1, scales=None, crop=None,
+                     mirrors=False, preset=test_set.preset)
+        result = _evaluate_members(members, test_set, batch_size=batch_size, workers=workers,
+                                   device=device)
+    else:
+        views = _protocol_views(chosen, test_set.preset, input_size, scales)
+        originals = _open_test_set(data, "original", input_size)
+        result = _evaluate_protocol(members, originals, chosen, views, resolved[0].model, input_size,
+                                    batch_size=batch_size, workers=workers, device=device,
+                                    progress=progress)
+        test_set = originals
+    weights = [os.path.abspath(w) for t in resolved for w in t.weights] or [t.model for t in resolved]
+    out = out or default_out([t.run_dir for t in resolved], weights, len(targets) > 1)
     bad = test_set.bad_file_report()
-    described = dict(targets=targets, members=len(members), data=data, crops=crops, scales=scales)
+    # "crops": the older name of the protocol, where it has one
+    crops = next((k for k, v in CROPS_PROTOCOLS.items() if v == chosen.name), None)
+    described = dict(targets=targets, members=len(members), data=data, crops=crops, **views,
+                     evaluated=dict(members=weights, data=data, **views))
     summary = _summary(result, described, test_set.classes, len(bad))
-    _write_results(out, summary, result.get("confusion"), test_set.classes, bad, log)
+    files = write_results(out, summary, result.get("confusion"), test_set.classes, bad, log)
     result.update(members=len(members), out=out, summary=summary, classes=list(test_set.classes),
-                  member_models=[t.model for t in resolved for _ in (t.weights or [None])])
+                  member_models=[t.model for t in resolved for _ in (t.weights or [None])],
+                  views=views, files=[f for f in files if f])
     return result
+
+
+def _protocol_views(protocol, train_preset: str | None, input_size: tuple[int, int, int],
+                    scales: list[int] | None) -> dict[str, Any]:
+    """What a protocol takes of each image for a model trained at ``input_size`` on data
+    whose preset is ``train_preset``: mirrored views only where its training flips."""
+    from .protocols import flips_in_training, scaled_sizes, views_per_image
+
+    sides, crop = scaled_sizes(protocol, input_size[1:], scales)
+    mirrors = protocol.mirrors and flips_in_training(train_preset)
+    return dict(protocol=protocol.name, views_per_image=views_per_image(protocol, len(sides), mirrors),
+                scales=sides, crop=list(crop), mirrors=mirrors, preset=train_preset)
+
+
+def _evaluate_protocol(members: list[nn.Module], originals: LabelledDataset, protocol,
+                       views: dict[str, Any], model: str, input_size: tuple[int, int, int], *,
+                       batch_size: int, workers: int, device: str, progress: bool) -> dict[str, Any]:
+    from torch.utils.data import DataLoader
+
+    from .evaluation import evaluate_protocol
+
+    # Images of any size: a batch is a list; a few images at a time, so that one batch's
+    # views are about ``batch_size`` network inputs.
+    loader = DataLoader(originals, batch_size=max(1, batch_size // views["views_per_image"]),
+                        shuffle=False, num_workers=workers, collate_fn=list)
+    try:
+        with unwrap_worker_errors():
+            return evaluate_protocol(members, loader, protocol, input_size[1:],
+                                     mirrors=views["mirrors"], scales=views["scales"],
+                                     batch_size=batch_size, device=local_device(device),
+                                     num_classes=originals.num_classes, progress=progress)
+    except RuntimeError as err:
+        # The views are crops or whole images of other sizes than the model's input; a
+        # network with a fixed-size head cannot take them.
+        raise ConfigError(f"{model} cannot be evaluated with the "
+                          f"{protocol.name} protocol: {first_line(err)}") from None
 
 
 def _check_loader_options(batch_size: int | None, workers: int) -> None:
@@ -212,33 +271,18 @@ def _load_members(resolved: list[RunTarget], num_classes: int, log) -> list[nn.M
     return members
 
 
-_MODES = {"center": "center", "ten": "ten_crop", "dense": "dense", "ten+dense": "ten_crop+dense"}
-
-
-def _evaluate_members(members: list[nn.Module], test_set: LabelledDataset, model: str,
-                      input_size: tuple[int, int, int], *, crops: str, scales: list[int] | None,
-                      batch_size: int, workers: int, device: str) -> dict[str, Any]:
-    """evaluate()'s result for the members, as one ensemble that averages their softmax
-    outputs where there are several."""
+def _evaluate_members(members: list[nn.Module], test_set: LabelledDataset, *, batch_size: int,
+                      workers: int, device: str) -> dict[str, Any]:
+    """evaluate()'s result for the members on the evaluation preset's images, as one
+    ensemble that averages their softmax outputs where there are several."""
     from torch.utils.data import DataLoader
 
     from .evaluation import evaluate
 
-    dev = local_device(device)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, num_workers=workers)
-    mode = _MODES[crops]
-    try:
-        with unwrap_worker_errors():
-            return evaluate(members if len(members) > 1 else members[0], loader, device=dev,
-                            mode=mode, scales=scales, num_classes=test_set.num_classes)
-    except RuntimeError as err:
-        if mode == "center":
-            raise
-        # Multi-view modes feed crops or whole images of other sizes than the model's own
-        # input; a network with a fixed-size head cannot take them.
-        raise ConfigError(f"{model} cannot be evaluated with --crops {crops} on "
-                          f"{input_size[1]}x{input_size[2]} test images: "
-                          f"{first_line(err)}") from None
+    with unwrap_worker_errors():
+        return evaluate(members if len(members) > 1 else members[0], loader,
+                        device=local_device(device), num_classes=test_set.num_classes)
 
 
 def _summary(result: dict[str, Any], described: dict[str, Any], classes: list[str],
@@ -250,20 +294,3 @@ def _summary(result: dict[str, Any], described: dict[str, Any], classes: list[st
     summary["per_class_acc"] = [None if math.isnan(v) else v for v in summary["per_class_acc"]]
     summary.update(described, classes=list(classes), bad_files=bad_files)
     return summary
-
-
-def _write_results(out: str | None, summary: dict[str, Any], confusion: Any, classes: list[str],
-                   bad: list[tuple[str, str]], log) -> None:
-    """Name the unreadable test files; write eval.json and, for up to 100 classes, the
-    confusion matrix into ``out`` (nothing is written without one)."""
-    from .evaluation import plot_confusion
-
-    if out:
-        os.makedirs(out, exist_ok=True)
-    if bad:
-        logs.report_bad_files(out, bad, "evaluation", log)
-    if out:
-        atomic_write(os.path.join(out, "eval.json"),
-                     lambda f: f.write(json.dumps(summary, indent=2).encode()))
-        if len(classes) <= 100 and confusion is not None:
-            plot_confusion(confusion, list(classes), os.path.join(out, "confusion.png"))

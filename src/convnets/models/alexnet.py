@@ -124,7 +124,8 @@ _KRIZHEVSKY = ("Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep
 @register_model(family="alexnet", paper="Krizhevsky, One weird trick for parallelizing "
                 "convolutional neural networks", year=2014, data=IMAGENET, top1_err=43.478,
                 top5_err=20.934, params=61_100_840, figures=TORCHVISION_WEIGHTS,
-                torchvision="alexnet", notes="torchvision's single-tower AlexNet")
+                torchvision="alexnet", notes="torchvision's single-tower AlexNet",
+                protocol="alexnet-10crop")
 def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     # torchvision keeps PyTorch's default (Kaiming-uniform) initialisation for AlexNet.
     return AlexNet(layout=_TORCHVISION, num_classes=num_classes, dropout=dropout)
@@ -133,7 +134,8 @@ def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
 @register_model(family="alexnet", paper=_KRIZHEVSKY, year=2012, data=IMAGENET,
                 params=60_965_224, figures="params counted layer by layer from Figure 2",
                 notes="Table 2: 1 CNN 40.7 top-1 / 18.2 top-5 on ILSVRC-2012 val, averaged over "
-                      "10 crops (Section 4.1), so no single-crop figure; two-GPU groups kept")
+                      "10 crops (Section 4.1), so no single-crop figure; two-GPU groups kept",
+                protocol="alexnet-10crop")
 def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.5) -> AlexNet:
     if groups not in (1, 2):
         raise ConfigError(f"groups must be 1 (dense) or 2 (the paper's two GPUs), got {groups}")
@@ -146,7 +148,8 @@ def alexnet_lrn(*, num_classes: int = 1000, groups: int = 2, dropout: float = 0.
                 "Convolutional Networks", year=2014, data=IMAGENET, params=62_357_608,
                 figures="params counted layer by layer from Fig. 3",
                 notes="Table 2: one Fig. 3 convnet, 38.4 top-1 / 16.5 top-5 ILSVRC-2012 val "
-                      "error, with the paper's multi-view test protocol (not single-crop)")
+                      "error, with the paper's multi-view test protocol (not single-crop)",
+                protocol="alexnet-10crop")
 def zfnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     model = AlexNet(layout=_ZF, ceil_pool=True, num_classes=num_classes, dropout=dropout)
     _init_gaussian(model, one_bias=set())

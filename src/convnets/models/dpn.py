@@ -137,7 +137,8 @@ _PAPER = "Chen et al., Dual Path Networks"
 @register_model(family="dpn", paper=_PAPER, year=2017, data=IMAGENET, top1_err=20.7,
                 top5_err=5.4, params=37_668_392, timm="dpn92",
                 figures="Table 2, DPN-92 (32x3d), single 224 crop; params as timm",
-                notes="the paper lists 37.8M parameters")
+                notes="the paper lists 37.8M parameters",
+                protocol="dpn-320-meanmax")
 def dpn92(*, num_classes: int = 1000) -> DPN:
     return _dpn(k_sec=(3, 4, 20, 3), inc_sec=(16, 32, 24, 128), k_r=96, groups=32,
                 num_init_features=64, num_classes=num_classes)
@@ -146,7 +147,8 @@ def dpn92(*, num_classes: int = 1000) -> DPN:
 @register_model(family="dpn", paper=_PAPER, year=2017, data=IMAGENET, top1_err=20.2,
                 top5_err=5.2, params=61_570_728, timm="dpn98",
                 figures="Table 2, DPN-98 (40x4d), single 224 crop; params as timm",
-                notes="the paper lists 61.7M parameters")
+                notes="the paper lists 61.7M parameters",
+                protocol="dpn-320-meanmax")
 def dpn98(*, num_classes: int = 1000) -> DPN:
     return _dpn(k_sec=(3, 6, 20, 3), inc_sec=(16, 32, 32, 128), k_r=160, groups=40,
                 num_init_features=96, num_classes=num_classes)

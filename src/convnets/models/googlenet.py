@@ -153,7 +153,8 @@ class GoogLeNet(ConvNet):
                 figures=TORCHVISION_WEIGHTS, torchvision="googlenet",
                 notes="torchvision's weights are of the BN variant; Table 3 of the paper: one "
                       "model, one crop, 10.07 top-5; params include the two auxiliary heads "
-                      "(6,624,904 without them, torchvision's published count)")
+                      "(6,624,904 without them, torchvision's published count)",
+                protocol="googlenet-144crop")
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = True,
               transform_input: bool = False, dropout: float = 0.2,
               paper_5x5: bool = False, dropout_aux: float = 0.7) -> GoogLeNet:

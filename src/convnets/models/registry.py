@@ -58,7 +58,10 @@ class ModelInfo:
     ``eval_preset``, ``mean`` and ``std`` are how the model's images are evaluated
     (:mod:`convnets.models.conventions`). ``twin`` names a GUNN's simultaneously updated
     twin (SUNN, the same parameters applied at once: the paper's baseline), the network
-    it is measured against.
+    it is measured against. ``protocol`` names the test protocol the paper reports its
+    figures with (:mod:`convnets.engine.protocols`; ``convnets eval --protocol``), which
+    need not be that of ``top1_err`` (torchvision's weights are measured on one centre
+    crop): "center" for a single centre crop, the CIFAR papers' whole 32x32 image.
     """
 
     name: str
@@ -78,6 +81,7 @@ class ModelInfo:
     torchvision: str | None = None
     timm: str | None = None
     twin: str | None = None
+    protocol: str = "center"
     notes: str = ""
 
     @property
@@ -115,6 +119,7 @@ def register_model(
     torchvision: str | None = None,
     timm: str | None = None,
     twin: str | None = None,
+    protocol: str = "center",
     notes: str = "",
     name: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -137,7 +142,7 @@ def register_model(
             num_classes=data.num_classes, dataset=data.dataset, eval_preset=data.eval_preset,
             mean=tuple(data.mean), std=tuple(data.std), top1_err=top1_err, top5_err=top5_err,
             params=params, figures=figures, torchvision=torchvision, timm=timm, twin=twin,
-            notes=notes,
+            protocol=protocol, notes=notes,
         )
         return builder
 

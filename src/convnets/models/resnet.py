@@ -298,7 +298,8 @@ _CIFAR_PREACT = dict(block=PreActBottleneck, planes=(16, 32, 64), stem="cifar", 
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=30.24, top5_err=10.92,
-                params=11_689_512, figures=_TV, torchvision="resnet18", timm="resnet18")
+                params=11_689_512, figures=_TV, torchvision="resnet18", timm="resnet18",
+                protocol="resnet-multiscale")
 def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
              drop_path_draw: str = "sample") -> ResNet:
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, drop_path_rate=drop_path_rate,
@@ -307,7 +308,8 @@ def resnet18(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=26.69, top5_err=8.58,
-                params=21_797_672, figures=_TV, torchvision="resnet34", timm="resnet34")
+                params=21_797_672, figures=_TV, torchvision="resnet34", timm="resnet34",
+                protocol="resnet-multiscale")
 def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
              drop_path_draw: str = "sample") -> ResNet:
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate,
@@ -316,7 +318,8 @@ def resnet34(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=23.87, top5_err=7.14,
-                params=25_557_032, figures=_TV, torchvision="resnet50", timm="resnet50")
+                params=25_557_032, figures=_TV, torchvision="resnet50", timm="resnet50",
+                protocol="resnet-multiscale")
 def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
              drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, drop_path_rate=drop_path_rate,
@@ -325,7 +328,8 @@ def resnet50(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=22.63, top5_err=6.45,
-                params=44_549_160, figures=_TV, torchvision="resnet101", timm="resnet101")
+                params=44_549_160, figures=_TV, torchvision="resnet101", timm="resnet101",
+                protocol="resnet-multiscale")
 def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
               drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes=num_classes,
@@ -334,7 +338,8 @@ def resnet101(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
 
 @register_model(family="resnet", paper=_RESNET, year=2016, data=IMAGENET,
                 top1_err=21.69, top5_err=5.95,
-                params=60_192_808, figures=_TV, torchvision="resnet152", timm="resnet152")
+                params=60_192_808, figures=_TV, torchvision="resnet152", timm="resnet152",
+                protocol="resnet-multiscale")
 def resnet152(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
               drop_path_draw: str = "sample") -> ResNet:
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes=num_classes,
@@ -419,7 +424,8 @@ def seresnext101_32x4d(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
 @register_model(family="preact_resnet", paper=_PREACT, year=2016, data=IMAGENET,
                 top1_err=21.8, top5_err=6.0, params=64_666_152,
                 figures="Table 5, 224 crop; params as timm's ResNetV2 with these depths (the "
-                        "paper gives none)", notes="20.7/5.3 at 320")
+                        "paper gives none)", notes="20.7/5.3 at 320",
+                protocol="centre-320")
 def preact_resnet200(*, num_classes: int = 1000, drop_path_rate: float = 0.0,
                      drop_path_draw: str = "sample") -> ResNet:
     return _resnet(PreActBottleneck, [3, 24, 36, 3], num_classes=num_classes,

@@ -101,7 +101,8 @@ _PAPER = "Simonyan, Zisserman, Very Deep Convolutional Networks for Large-Scale 
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=30.980, top5_err=11.372, params=132_863_336,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg11", timm="vgg11",
-                notes="configuration A of Table 1")
+                notes="configuration A of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg11(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("A", False, num_classes, dropout)
 
@@ -109,7 +110,8 @@ def vgg11(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=29.630, top5_err=10.190, params=132_868_840,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg11_bn",
-                notes="configuration A of Table 1")
+                notes="configuration A of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("A", True, num_classes, dropout)
 
@@ -117,7 +119,8 @@ def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=30.072, top5_err=10.754, params=133_047_848,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg13", timm="vgg13",
-                notes="configuration B of Table 1")
+                notes="configuration B of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg13(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("B", False, num_classes, dropout)
 
@@ -125,7 +128,8 @@ def vgg13(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=28.414, top5_err=9.626, params=133_053_736,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg13_bn",
-                notes="configuration B of Table 1")
+                notes="configuration B of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("B", True, num_classes, dropout)
 
@@ -133,7 +137,8 @@ def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=28.408, top5_err=9.618, params=138_357_544,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg16", timm="vgg16",
-                notes="configuration D of Table 1")
+                notes="configuration D of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg16(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("D", False, num_classes, dropout)
 
@@ -141,7 +146,8 @@ def vgg16(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=26.640, top5_err=8.484, params=138_365_992,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg16_bn",
-                notes="configuration D of Table 1")
+                notes="configuration D of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("D", True, num_classes, dropout)
 
@@ -149,7 +155,8 @@ def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=27.624, top5_err=9.124, params=143_667_240,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg19", timm="vgg19",
-                notes="configuration E of Table 1")
+                notes="configuration E of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg19(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("E", False, num_classes, dropout)
 
@@ -157,6 +164,7 @@ def vgg19(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
 @register_model(family="vgg", paper=_PAPER, year=2014, data=IMAGENET,
                 top1_err=25.782, top5_err=8.158, params=143_678_248,
                 figures=TORCHVISION_WEIGHTS, torchvision="vgg19_bn",
-                notes="configuration E of Table 1")
+                notes="configuration E of Table 1",
+                protocol="vgg-multicrop+dense")
 def vgg19_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     return _vgg("E", True, num_classes, dropout)
