@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import register_flop_formula
 
 from .batchnorm import running_factor, sync_backward, sync_forward, sync_group
 
@@ -281,6 +282,33 @@ def _layer_params(layer: "GunnLayer") -> list[torch.Tensor]:
     return LayerParams.of(layer).flat()
 
 
+# oneDNN's matrix product, on CPU, in the precisions it offers. On the 2-core CPU of
+# benchmarks/RESULTS.md it runs the tall, narrow products of a segment (B*H*W rows, a few
+# dozen columns) in about half the time of torch.mm once there are thousands of rows
+# (GUNN-15 at batch 16, 32x32: training step 0.71x, inference 0.75x), and adds a bias and
+# a ReLU in the same pass; on a few hundred rows its fixed cost per call makes it slower
+# (batch 4 at 8x8: 1.8x the training step), so small products stay with torch.mm.
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+_ONEDNN_MIN_ROWS = 4096
+
+if _ONEDNN:
+    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+    def _linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
+        return 2 * x_shape[0] * x_shape[1] * w_shape[0]  # as torch.mm's, for the FLOP counts
+
+
+def _linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None,
+            relu: bool = False) -> torch.Tensor:
+    """``a @ w.t()`` (+ ``bias``, then ReLU if asked) for a (rows, in) matrix ``a`` and an
+    (out, in) weight ``w``."""
+    if (_ONEDNN and a.device.type == "cpu" and a.dtype in _ONEDNN_DTYPES and w.dtype == a.dtype
+            and a.shape[0] >= _ONEDNN_MIN_ROWS):
+        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "relu" if relu else "none", [], "")
+    out = torch.mm(a, w.t()) if bias is None else torch.addmm(bias, a, w.t())
+    return out.relu_() if relu else out
+
+
 def _matrix(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B*H*W, C); a view when ``x`` is channels last."""
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
@@ -308,7 +336,7 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
         g, side = state, None  # the first unit reads the whole current state
         records: list[UnitSaved] = []
         for m, u in enumerate(units):
-            h = torch.mm(g, u.w1[i].t())
+            h = _linear(g, u.w1[i])
             a1, m1, s1 = norm.forward(h, u.bn1, i, train)
             if u.extra:
                 r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
@@ -317,7 +345,7 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
             c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
             a2, m2, s2 = norm.forward(c2, u.bn2, i, train)
             r2 = a2.relu_()
-            c3 = torch.mm(r2, u.w3[i].t())
+            c3 = _linear(r2, u.w3[i])
             a3, m3, s3 = norm.forward(c3, u.bn3, i, train)
             records.append(UnitSaved(h=h, bn1_mean=m1, bn1_invstd=s1, r1=r1, c2=c2, bn2_mean=m2,
                                      bn2_invstd=s2, r2=r2, c3=c3, bn3_mean=m3, bn3_invstd=s3,
@@ -347,7 +375,7 @@ def _unit_backward(u: _UnitView, rec: UnitSaved, gr: UnitParams, i: int, dg: tor
     dc3, gr.bn3_weight[i], gr.bn3_bias[i] = norm.backward(dg, rec.c3, u.bn3, i, rec.bn3_mean,
                                                           rec.bn3_invstd, train)
     gr.conv3[i] = torch.mm(dc3.t(), rec.r2)
-    da2 = torch.ops.aten.threshold_backward(torch.mm(dc3, u.w3[i]), rec.r2, 0)
+    da2 = torch.ops.aten.threshold_backward(_linear(dc3, u.w3[i].t()), rec.r2, 0)
     dc2, gr.bn2_weight[i], gr.bn2_bias[i] = norm.backward(da2, rec.c2, u.bn2, i, rec.bn2_mean,
                                                           rec.bn2_invstd, train)
     dr1, gr.conv2[i], _ = torch.ops.aten.convolution_backward(
@@ -401,7 +429,7 @@ class _GradualUpdate(torch.autograd.Function):
                     grad.addmm_(dh, u.w1[i])
                 else:
                     gr.conv1[i] = torch.mm(dh.t(), rec.g_in)
-                    dg = dg + torch.mm(dh, u.w1[i])
+                    dg = dg + _linear(dh, u.w1[i].t())
         unit_grads, shortcut = [], None
         for u, gr, p in zip(units, grads, tape.params.units):
             if u.extra:  # split the shortcut's rows off the joined first unit
@@ -500,13 +528,13 @@ def _gradual_folded(layer: "GunnLayer", x: torch.Tensor, units: list[FoldedUnit]
     for i in range(layer.segments):
         g, side = state, None
         for m, u in enumerate(units):
-            h = torch.addmm(u.b1[i], g, u.w1[i].t())
             if u.extra:
+                h = _linear(g, u.w1[i], u.b1[i])
                 r1, side = torch.relu(h[:, :u.width]), h[:, u.width:]
             else:
-                r1 = h.relu_()
+                r1 = _linear(g, u.w1[i], u.b1[i], relu=True)
             r2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], u.b2[i], 1, 1)).relu_()
-            c3 = torch.addmm(u.b3[i], r2, u.w3[i].t())
+            c3 = _linear(r2, u.w3[i], u.b3[i])
             g = c3 if m == 0 else g + c3
         if side is not None:
             g = g + side
