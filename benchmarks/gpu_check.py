@@ -386,6 +386,19 @@ def _machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (smoke sizes)"
 
 
+def _flat(figures: dict, prefix: str = ""):
+    """(dotted name, value) of every figure, lists (losses, replies) left to the JSON."""
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        elif not isinstance(value, list):
+            yield f"{prefix}{key}", value
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "/")
+
+
 def markdown(report: dict) -> str:
     """The RESULTS.md section: the command, the machine, and each check's figures."""
     lines = [SECTION, "", f"`{report['command']}` on {report['machine']}, torch {report['torch']}, "
@@ -394,10 +407,10 @@ def markdown(report: dict) -> str:
     for name, r in report["checks"].items():
         figures = {k: v for k, v in r.items()
                    if k not in ("passed", "seconds", "budget_s", "over_budget", "traceback",
-                                "output_tail", "log_tail")}
-        text = json.dumps(figures, default=str)
+                                "output_tail", "log_tail", "topk", "losses")}
+        text = ", ".join(f"{k} {_short(v)}" for k, v in _flat(figures))
         lines.append(f"| {name} | {'yes' if r['passed'] else 'no'} | {r.get('seconds', 0):.1f} | "
-                     f"`{text[:400]}` |")
+                     f"{text} |")
     return "\n".join(lines) + "\n"
 
 
