@@ -156,3 +156,45 @@ def test_bf16_autocast_is_as_accurate_as_autocast_on_the_reference(projection):
         sunn_bytes, _ = saved_tensor_bytes(lambda: sunn(x.clone().requires_grad_()))
     out_bytes = x.numel() * 2  # the bfloat16 output, which the fast update keeps
     assert runs["fast"][0] <= sunn_bytes + out_bytes + 16 * 1024 < runs["reference"][0]
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_fast_update_on_products_of_thousands_of_rows_equals_the_straightforward_one(train):
+    """At 4x32x32 = 4096 rows the products run through oneDNN on CPU (the small cases
+    above stay with torch.mm): outputs, gradients and statistics still match."""
+    torch.manual_seed(3)
+    fast = randomise_bn(GunnLayer(12, 3, units=2)).train(train)
+    ref = copy.deepcopy(fast)
+    x = torch.randn(4, 12, 32, 32).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(4, 12, 32, 32)
+    y_f, gx_f, gp_f, buf_f = _step(fast, x, grad, reference=False)
+    y_r, gx_r, gp_r, buf_r = _step(ref, x, grad, reference=True)
+    assert _rel(y_f, y_r) < 1e-5 and _rel(gx_f, gx_r) < 1e-5
+    for (name, _), a, b in zip(fast.named_parameters(), gp_f, gp_r):
+        assert _rel(a, b) < 1e-5, name
+    for (name, _), a, b in zip(fast.named_buffers(), buf_f, buf_r):
+        assert torch.equal(a, b) if a.dtype == torch.long else _rel(a, b) < 1e-5, name
+    with torch.no_grad():
+        assert _rel(fast(x), fast._gradual_reference(x)) < 1e-5
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=lambda c: "-".join(f"{k[0]}{int(v)}" for k, v in c.items()))
+def test_folded_batch_norms_give_the_eval_outputs_in_both_update_orders(cfg):
+    """``fold_batch_norms`` (what ``convnets.optimize`` does to a GUNN layer) turns every BN
+    into its convolution's bias: the same outputs, gradual or simultaneous, fast or not."""
+    torch.manual_seed(4)
+    cfg = dict(cfg)
+    layer = randomise_bn(GunnLayer(12, cfg.pop("segments"), **cfg)).eval()
+    folded = copy.deepcopy(layer)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in layer.modules())
+    assert folded.fold_batch_norms() == n_bn
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 12, 6, 6)
+    with torch.no_grad():
+        for gradual in (True, False):
+            layer.gradual = folded.gradual = gradual
+            want = layer._gradual_reference(x) if gradual else layer(x)
+            assert _rel(folded(x), want) < 1e-5
+            if gradual:
+                assert _rel(folded._gradual_reference(x), want) < 1e-5
+    assert folded.fold_batch_norms() == 0  # nothing left to fold

@@ -161,3 +161,17 @@ def test_compile_flag():
     with torch.no_grad():
         assert torch.allclose(fast(x), model(x), atol=1e-4)
     assert fast.compile_s > 0
+
+
+def test_optimize_folds_every_batch_norm_of_a_gunn():
+    """GUNN's per-segment batch norms follow their stacked convolutions channel for
+    channel: ``optimize`` folds all of them (earlier it left every one of them)."""
+    model = convnets.create_model("gunn15", num_classes=5).eval()
+    _randomise_bn(model)
+    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    fast = optimize(model, input_size=(3, 16, 16))
+    assert (fast.bn_folded, fast.bn_left) == (bn_count, 0)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+    assert ((fast(x) - ref).abs().max() / ref.abs().max()).item() < 1e-5

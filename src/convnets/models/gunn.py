@@ -53,6 +53,7 @@ from torch import nn
 from ..errors import ConfigError
 from .batchnorm import batch_norm_rows
 from .gunn_fast import _GradualUpdate, _layer_params, gradual_update  # noqa: F401
+from .gunn_fast import fold_into_conv
 from .gunn_fast import fast_supported as _fast_supported
 from .layers import ConvBNAct, ConvNet, StackedConv2d, init_he_fan_out
 from .registry import CIFAR10, IMAGENET, register_model
@@ -68,7 +69,22 @@ def _conv_rows(conv: nn.Conv2d, x: torch.Tensor, rows: slice) -> torch.Tensor:
     For a grouped convolution whose groups are the segments, ``x`` is the segment's
     own input (one group); for a dense one it is the whole input.
     """
-    return F.conv2d(x, conv.weight[rows], None, conv.stride, conv.padding)
+    bias = conv.bias[rows] if conv.bias is not None else None
+    return F.conv2d(x, conv.weight[rows], bias, conv.stride, conv.padding)
+
+
+def _norm_rows(bn: nn.Module, x: torch.Tensor, rows: slice) -> torch.Tensor:
+    # A batch norm folded into its convolution (GunnLayer.fold_batch_norms) is an identity.
+    return x if isinstance(bn, nn.Identity) else batch_norm_rows(bn, x, rows)
+
+
+def _fold_into(conv: nn.Conv2d, parent: nn.Module, name: str) -> int:
+    bn = parent._modules[name]
+    if isinstance(bn, nn.Identity):
+        return 0
+    fold_into_conv(conv, bn)
+    parent._modules[name] = nn.Identity()
+    return 1
 
 
 # --- blocks ----------------------------------------------------------------------------
@@ -107,9 +123,15 @@ class BottleneckUnits(nn.Module):
         """Segment ``i`` alone: the same arithmetic on row slices of the stacked weights."""
         wide = slice(i * self.width, (i + 1) * self.width)
         out = slice(i * self.out, (i + 1) * self.out)
-        x = F.relu(batch_norm_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
-        x = F.relu(batch_norm_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
-        return batch_norm_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
+        x = F.relu(_norm_rows(self.bn1, _conv_rows(self.conv1, x, wide), wide))
+        x = F.relu(_norm_rows(self.bn2, _conv_rows(self.conv2, x, wide), wide))
+        return _norm_rows(self.bn3, _conv_rows(self.conv3, x, out), out)
+
+    def fold_batch_norms(self) -> int:
+        """Fold each evaluation-mode batch norm into the stacked convolution before it (the
+        convolution gains a bias, the batch norm becomes an identity); returns how many."""
+        pairs = [(self.conv1, "bn1"), (self.conv2, "bn2"), (self.conv3, "bn3")]
+        return sum(_fold_into(conv, self, name) for conv, name in pairs)
 
 
 class GunnLayer(nn.Module):
@@ -172,8 +194,18 @@ class GunnLayer(nn.Module):
         if self.shortcut is not None:
             rows = slice(i * self.seg_channels, (i + 1) * self.seg_channels)
             conv, bn = self.shortcut[0], self.shortcut[1]
-            g = g + batch_norm_rows(bn, _conv_rows(conv, state, rows), rows)
+            g = g + _norm_rows(bn, _conv_rows(conv, state, rows), rows)
         return g
+
+    def fold_batch_norms(self) -> int:
+        """Fold every batch norm of the layer into the convolution it follows, for inference
+        (``convnets.optimize``): the same outputs in evaluation mode, in either update order,
+        since each BN channel belongs to exactly one convolution output channel. Returns how
+        many batch norms were folded. The layer is then for inference only."""
+        folded = sum(unit.fold_batch_norms() for unit in self.units)
+        if self.shortcut is not None:
+            folded += _fold_into(self.shortcut[0], self.shortcut, "1")
+        return folded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.gradual:

@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import register_flop_formula
 
 from .batchnorm import running_factor, sync_backward, sync_forward, sync_group
 
 if TYPE_CHECKING:
     from .gunn import BottleneckUnits, GunnLayer
 
-__all__ = ["LayerParams", "UnitParams", "ShortcutParams", "UnitSaved", "fast_supported",
-           "gradual_update"]
+__all__ = ["LayerParams", "UnitParams", "ShortcutParams", "UnitSaved", "FoldedUnit",
+           "conv_bn_folded", "fold_into_conv", "fast_supported", "gradual_update", "is_folded"]
 
 
 # --- named records ---------------------------------------------------------------------
@@ -249,11 +250,22 @@ def _autocast_on(x: torch.Tensor) -> bool:
     return x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)
 
 
+def _norms(layer: "GunnLayer") -> list[nn.Module]:
+    bns = [bn for u in layer.units for bn in (u.bn1, u.bn2, u.bn3)]
+    return bns + ([layer.shortcut[1]] if layer.shortcut is not None else [])
+
+
+def is_folded(layer: "GunnLayer") -> bool:
+    """Whether ``GunnLayer.fold_batch_norms`` folded the layer's batch norms into its
+    convolutions (they are then identities and the convolutions carry biases)."""
+    return all(isinstance(bn, nn.Identity) for bn in _norms(layer))
+
+
 def fast_supported(layer: "GunnLayer") -> bool:
     """Whether the layer's batch norms are ones the fast update reproduces exactly."""
-    bns = [bn for u in layer.units for bn in (u.bn1, u.bn2, u.bn3)]
-    if layer.shortcut is not None:
-        bns.append(layer.shortcut[1])
+    if is_folded(layer):
+        return True
+    bns = _norms(layer)
     if not all(isinstance(b, nn.BatchNorm2d) and b.bias is not None and b.track_running_stats
                for b in bns):
         return False
@@ -268,6 +280,33 @@ def fast_supported(layer: "GunnLayer") -> bool:
 def _layer_params(layer: "GunnLayer") -> list[torch.Tensor]:
     """The parameters in the flat order ``_GradualUpdate.apply`` takes them."""
     return LayerParams.of(layer).flat()
+
+
+# oneDNN's matrix product, on CPU, in the precisions it offers. On the 2-core CPU of
+# benchmarks/RESULTS.md it runs the tall, narrow products of a segment (B*H*W rows, a few
+# dozen columns) in about half the time of torch.mm once there are thousands of rows
+# (GUNN-15 at batch 16, 32x32: training step 0.71x, inference 0.75x), and adds a bias and
+# a ReLU in the same pass; on a few hundred rows its fixed cost per call makes it slower
+# (batch 4 at 8x8: 1.8x the training step), so small products stay with torch.mm.
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+_ONEDNN_MIN_ROWS = 4096
+
+if _ONEDNN:
+    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+    def _linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
+        return 2 * x_shape[0] * x_shape[1] * w_shape[0]  # as torch.mm's, for the FLOP counts
+
+
+def _linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None,
+            relu: bool = False) -> torch.Tensor:
+    """``a @ w.t()`` (+ ``bias``, then ReLU if asked) for a (rows, in) matrix ``a`` and an
+    (out, in) weight ``w``."""
+    if (_ONEDNN and a.device.type == "cpu" and a.dtype in _ONEDNN_DTYPES and w.dtype == a.dtype
+            and a.shape[0] >= _ONEDNN_MIN_ROWS):
+        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "relu" if relu else "none", [], "")
+    out = torch.mm(a, w.t()) if bias is None else torch.addmm(bias, a, w.t())
+    return out.relu_() if relu else out
 
 
 def _matrix(x: torch.Tensor) -> torch.Tensor:
@@ -297,7 +336,7 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
         g, side = state, None  # the first unit reads the whole current state
         records: list[UnitSaved] = []
         for m, u in enumerate(units):
-            h = torch.mm(g, u.w1[i].t())
+            h = _linear(g, u.w1[i])
             a1, m1, s1 = norm.forward(h, u.bn1, i, train)
             if u.extra:
                 r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
@@ -306,7 +345,7 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
             c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
             a2, m2, s2 = norm.forward(c2, u.bn2, i, train)
             r2 = a2.relu_()
-            c3 = torch.mm(r2, u.w3[i].t())
+            c3 = _linear(r2, u.w3[i])
             a3, m3, s3 = norm.forward(c3, u.bn3, i, train)
             records.append(UnitSaved(h=h, bn1_mean=m1, bn1_invstd=s1, r1=r1, c2=c2, bn2_mean=m2,
                                      bn2_invstd=s2, r2=r2, c3=c3, bn3_mean=m3, bn3_invstd=s3,
@@ -336,7 +375,7 @@ def _unit_backward(u: _UnitView, rec: UnitSaved, gr: UnitParams, i: int, dg: tor
     dc3, gr.bn3_weight[i], gr.bn3_bias[i] = norm.backward(dg, rec.c3, u.bn3, i, rec.bn3_mean,
                                                           rec.bn3_invstd, train)
     gr.conv3[i] = torch.mm(dc3.t(), rec.r2)
-    da2 = torch.ops.aten.threshold_backward(torch.mm(dc3, u.w3[i]), rec.r2, 0)
+    da2 = torch.ops.aten.threshold_backward(_linear(dc3, u.w3[i].t()), rec.r2, 0)
     dc2, gr.bn2_weight[i], gr.bn2_bias[i] = norm.backward(da2, rec.c2, u.bn2, i, rec.bn2_mean,
                                                           rec.bn2_invstd, train)
     dr1, gr.conv2[i], _ = torch.ops.aten.convolution_backward(
@@ -390,7 +429,7 @@ class _GradualUpdate(torch.autograd.Function):
                     grad.addmm_(dh, u.w1[i])
                 else:
                     gr.conv1[i] = torch.mm(dh.t(), rec.g_in)
-                    dg = dg + torch.mm(dh, u.w1[i])
+                    dg = dg + _linear(dh, u.w1[i].t())
         unit_grads, shortcut = [], None
         for u, gr, p in zip(units, grads, tape.params.units):
             if u.extra:  # split the shortcut's rows off the joined first unit
@@ -407,8 +446,117 @@ class _GradualUpdate(torch.autograd.Function):
                 *LayerParams(tuple(unit_grads), shortcut).flat())
 
 
+# --- inference with the batch norms folded ------------------------------------------------
+
+class FoldedUnit(NamedTuple):
+    """One stacked unit's convolutions with the batch norms after them folded in, viewed
+    per segment: ``w1[i]`` is segment i's (rows, inputs) matrix, ``b1[i]`` its bias; the
+    first unit of a layer with a projection shortcut carries the shortcut's ``extra`` rows
+    after its own in ``w1`` and ``b1`` (one matrix product, as in training)."""
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+    b2: torch.Tensor
+    w3: torch.Tensor
+    b3: torch.Tensor
+    width: int
+    extra: int
+
+
+def conv_bn_folded(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module,
+                   dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A convolution's weight and bias with the evaluation-mode batch norm ``bn`` after it
+    folded in: BN(W*x + b) = (s*W)*x + (s*(b - mean) + beta), s = gamma/sqrt(var + eps),
+    computed in ``dtype`` (the weight's by default) and returned in the weight's dtype.
+    An ``nn.Identity`` (a batch norm folded already) leaves them as they are."""
+    out = weight.dtype
+    dtype = dtype or out
+    b = bias.to(dtype) if bias is not None else weight.new_zeros(weight.shape[0], dtype=dtype)
+    if isinstance(bn, nn.Identity):
+        return weight, b.to(out)
+    scale = torch.rsqrt(bn.running_var.to(dtype) + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.to(dtype)
+    b = (b - bn.running_mean.to(dtype)) * scale
+    if bn.bias is not None:
+        b = b + bn.bias.to(dtype)
+    w = weight.to(dtype) * scale.view(-1, *([1] * (weight.dim() - 1)))
+    return w.to(out), b.to(out)
+
+
+def fold_into_conv(conv: nn.Conv2d, bn: nn.Module) -> None:
+    """Fold ``bn`` (evaluation mode) into ``conv``, in place: the convolution then computes
+    what the two did (with a bias it gains if it had none). Computed in float64, so that
+    the folded weights are rounded once."""
+    weight, bias = conv_bn_folded(conv.weight.detach(),
+                                  None if conv.bias is None else conv.bias.detach(), bn, torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if conv.bias is None:
+            conv.bias = nn.Parameter(bias, requires_grad=conv.weight.requires_grad)
+        else:
+            conv.bias.copy_(bias)
+
+
+def _folded_units(layer: "GunnLayer", dtype: torch.dtype | None) -> list[FoldedUnit]:
+    P, out = layer.segments, []
+    for m, u in enumerate(layer.units):
+        w, o = u.width, u.out
+        w1, b1 = conv_bn_folded(u.conv1.weight, u.conv1.bias, u.bn1)
+        w1, b1, extra = w1.reshape(P, w, -1), b1.view(P, w), 0
+        if m == 0 and layer.shortcut is not None:
+            ws, bs = conv_bn_folded(layer.shortcut[0].weight, layer.shortcut[0].bias,
+                                    layer.shortcut[1])
+            w1 = torch.cat([w1, ws.reshape(P, o, -1)], 1)
+            b1, extra = torch.cat([b1, bs.view(P, o)], 1), o
+        w2, b2 = conv_bn_folded(u.conv2.weight, u.conv2.bias, u.bn2)
+        w3, b3 = conv_bn_folded(u.conv3.weight, u.conv3.bias, u.bn3)
+        parts = (w1, b1, w2.view(P, w, *w2.shape[1:]), b2.view(P, w), w3.reshape(P, o, w),
+                 b3.view(P, o))
+        if dtype is not None:
+            parts = tuple(t.to(dtype) for t in parts)
+        out.append(FoldedUnit(*parts, width=w, extra=extra))
+    return out
+
+
+def _gradual_folded(layer: "GunnLayer", x: torch.Tensor, units: list[FoldedUnit]) -> torch.Tensor:
+    """Eq. 4 in one in-place state buffer with every batch norm a folded bias: per segment
+    three products with their biases and two ReLUs, no normalisation pass over the state."""
+    o, shape = layer.seg_channels, x.shape
+    state = _matrix_copy(x)
+    for i in range(layer.segments):
+        g, side = state, None
+        for m, u in enumerate(units):
+            if u.extra:
+                h = _linear(g, u.w1[i], u.b1[i])
+                r1, side = torch.relu(h[:, :u.width]), h[:, u.width:]
+            else:
+                r1 = _linear(g, u.w1[i], u.b1[i], relu=True)
+            r2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], u.b2[i], 1, 1)).relu_()
+            c3 = _linear(r2, u.w3[i], u.b3[i])
+            g = c3 if m == 0 else g + c3
+        if side is not None:
+            g = g + side
+        seg = state[:, i * o:(i + 1) * o]
+        seg.add_(g) if layer.residual else seg.copy_(g)
+    y = _image(state, shape)
+    return y.contiguous() if x.is_contiguous() else y
+
+
 def gradual_update(layer: "GunnLayer", x: torch.Tensor) -> torch.Tensor:
-    """The layer's gradual update of ``x`` by Algorithm 1 (batches already counted)."""
+    """The layer's gradual update of ``x`` by Algorithm 1 (batches already counted).
+
+    In evaluation mode without gradients, and always for a layer whose batch norms were
+    folded (``is_folded``), every batch norm is a per-channel scale and shift: it goes into
+    the convolution before it (``_gradual_folded``), which removes three passes over each
+    segment's activations."""
+    grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in layer.parameters()))
+    if is_folded(layer) or not (grad or layer.units[0].bn1.training):
+        low = torch.get_autocast_dtype(x.device.type) if _autocast_on(x) else None
+        units = _folded_units(layer, low)
+        with torch.autocast(x.device.type, enabled=False) if low is not None else _nothing():
+            return _gradual_folded(layer, x.to(low) if low is not None else x, units)
     params = LayerParams.of(layer)
     if _autocast_on(x):
         # Mixed precision as autocast would do it: convolutions (here matrix products)
@@ -420,7 +568,7 @@ def gradual_update(layer: "GunnLayer", x: torch.Tensor) -> torch.Tensor:
         x = x.to(low)
     flat = params.flat()
     with torch.autocast(x.device.type, enabled=False) if x.device.type != "meta" else _nothing():
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in flat)):
+        if grad:
             return _GradualUpdate.apply(layer, x, *flat)
         with torch.no_grad():
             return _gradual_fast(layer, x, params, None, _Norm(layer))

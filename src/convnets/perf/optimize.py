@@ -23,9 +23,12 @@ of these held in that pass:
   (apart from shape queries), so no other branch sees the un-normalised values;
 - the BN's weight, bias and running statistics went into exactly one torch function.
 
-Anything the pass does not see called as a module (GUNN's gradual layers use their convs
-and BNs functionally, on row slices) is left as it is, which is always correct. The
-numbers folded and left are ``OptimizedModel.bn_folded`` and ``bn_left``.
+Anything the pass does not see called as a module is left as it is, which is always
+correct. GUNN's layers use their convs and BNs functionally, on row slices, so the pass
+cannot see them; each BN there follows its stacked convolution channel for channel, so
+``GunnLayer.fold_batch_norms`` folds them all before the pass (in either update order),
+and the gradual update then runs without a normalisation pass per segment. The numbers
+folded and left are ``OptimizedModel.bn_folded`` and ``bn_left``.
 
 Pre-activation BN (BN -> ReLU -> conv, as in DenseNet, pre-activation ResNet and GUNN's
 units) is left as a BatchNorm2d. It cannot go into the following convolution through the
@@ -50,6 +53,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ConfigError
+from ..models.gunn import GunnLayer
+from ..models.gunn_fast import fold_into_conv
 from ..models.layers import ConvNet
 
 __all__ = ["OptimizedModel", "optimize", "fold_batch_norms", "PRECISIONS"]
@@ -106,6 +111,7 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> tuple[int, int]
     docstring for the conditions), found by one forward pass of ``example`` through the
     model in evaluation mode. Returns (folded, left) counts of BatchNorm2d modules."""
     model.eval()
+    gunn_folded = sum(m.fold_batch_norms() for m in model.modules() if isinstance(m, GunnLayer))
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     watch = _Watch()
@@ -167,29 +173,9 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> tuple[int, int]
     folded = {id(bn) for _, bn in pairs}
     with torch.no_grad():
         for conv, bn in pairs:
-            _fold(conv, bn)
+            fold_into_conv(conv, bn)
     _replace(model, folded)
-    return len(pairs), len(bns) - len(pairs)
-
-
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    # BN(y) = gamma * (y - mean) / sqrt(var + eps) + beta; with y = W*x + b this is
-    # (scale * W) * x + (scale * (b - mean) + beta), scale = gamma / sqrt(var + eps).
-    dtype = conv.weight.dtype
-    var, mean = bn.running_var.double(), bn.running_mean.double()
-    scale = torch.rsqrt(var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.double()
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(mean)
-    bias = (bias - mean) * scale
-    if bn.bias is not None:
-        bias = bias + bn.bias.double()
-    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-    conv.weight.copy_((conv.weight.double() * scale.reshape(shape)).to(dtype))
-    if conv.bias is None:
-        conv.bias = nn.Parameter(bias.to(dtype), requires_grad=conv.weight.requires_grad)
-    else:
-        conv.bias.copy_(bias.to(dtype))
+    return gunn_folded + len(pairs), len(bns) - len(pairs)
 
 
 def _replace(model: nn.Module, folded: set[int]) -> None:
