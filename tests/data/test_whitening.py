@@ -91,3 +91,32 @@ def test_a_saved_whitening_reads_back_equal(tmp_path):
     path = str(tmp_path / "w.safetensors")
     fitted.save(path)
     assert Whitening.load(path) == fitted
+
+
+def test_eval_and_resume_use_the_runs_own_fit_and_never_fit_again(tmp_path, monkeypatch):
+    """A nin-cifar run keeps its fit; evaluating it (on other data too) and resuming it read
+    that fit back: what its network was trained with, and no second eigendecomposition."""
+    from convnets.data import whitening as whitening_module
+    from convnets.engine.config import TrainConfig
+    from convnets.engine.inference_spec import stored_whitening
+    from convnets.engine.runs import evaluate_targets
+    from convnets.engine.train import fit
+
+    run = str(tmp_path / "run")
+    cfg = TrainConfig(model="resnet20", data="digits:0,1", input_size=[3, 8, 8], epochs=2,
+                      batch_size=32, preset="nin-cifar", workers=0, device="cpu")
+    fit(cfg, run, until_epoch=1, log=lambda _: None, progress=False)
+    kept = stored_whitening(run)
+    assert kept is not None and kept.input_size == (3, 8, 8)
+
+    def no_refit(*args):
+        raise AssertionError("the whitening was fitted again")
+
+    monkeypatch.setattr(whitening_module, "_fitted", no_refit)
+    used = []
+    real = whitening_module.whitening_for
+    monkeypatch.setattr("convnets.data.datasets.whitening_for",
+                        lambda *a: used.append(real(*a)) or used[-1])
+    evaluate_targets([run], data="digits:2,3", out=str(tmp_path / "eval"), log=lambda _: None)
+    assert used and all(torch.equal(w.mean, kept.mean) for w in used if w is not None)
+    fit(cfg, run, resume=True, log=lambda _: None, progress=False)

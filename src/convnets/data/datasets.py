@@ -36,7 +36,7 @@ from .sources.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_SIZE
 from .sources.synthetic import SyntheticDataset
 from .subsets import select_classes
 from .transforms import build_transform
-from .whitening import whitening_for
+from .whitening import Whitening, whitening_for
 
 __all__ = [
     "SPEC_HELP", "BadImageError", "open_dataset", "load_rgb", "restricted_pickle_load",
@@ -67,8 +67,8 @@ def _split_name(split: str) -> str:
 def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, int],
                  train_transform: bool, preset: str | None = None,
                  fail_fast: bool = False, max_pixels: int | None = None,
-                 normalisation: tuple[Sequence[float], Sequence[float]] | None = None
-                 ) -> LabelledDataset:
+                 normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
+                 whitening: Whitening | None = None) -> LabelledDataset:
     """Open the dataset named by ``spec`` (see the module docstring) for ``split``.
 
     ``input_size`` is the model's ``(C, H, W)``: images come out as float32 tensors of
@@ -80,8 +80,9 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
     is no image and is never transformed, has "none" with mean 0 and std 1). ``fail_fast``
     makes an unreadable image file raise ``BadImageError`` instead of being skipped and
     counted; ``max_pixels`` bounds the pixels one image file may decode to (default:
-    ``images.get_max_pixels()``). A preset that whitens (``nin-cifar``) is given the
-    whitening fitted on the training split of ``spec`` (:mod:`~convnets.data.whitening`).
+    ``images.get_max_pixels()``). A preset that whitens (``nin-cifar``) is given
+    ``whitening`` (a run's own fit), or else the whitening fitted on the training split of
+    ``spec`` (:mod:`~convnets.data.whitening`).
     """
     input_size = _check_input_size(input_size)
     split = _split_name(split)
@@ -95,6 +96,7 @@ def open_dataset(spec: str | None, split: str, *, input_size: tuple[int, int, in
         mean, std = (tuple(v) for v in (normalisation or (opened.mean, opened.std)))
         dataset.transform = build_transform(chosen, train=train_transform, input_size=input_size,
                                             mean=mean, std=std,
-                                            whitening=whitening_for(chosen, spec, input_size))
+                                            whitening=whitening_for(chosen, spec, input_size,
+                                                                    whitening))
     dataset.preset, dataset.mean, dataset.std = chosen, mean, std
     return select_classes(dataset, opened.selection)

@@ -138,15 +138,18 @@ class Whiten(nn.Module):
         return f"input_size={self.whitening.input_size}"
 
 
-def whitening_for(preset: str | None, spec: str | None,
-                  input_size: tuple[int, int, int]) -> Whitening | None:
-    """The whitening a ``preset`` needs for data ``spec`` at ``input_size``: fitted on the
+def whitening_for(preset: str | None, spec: str | None, input_size: tuple[int, int, int],
+                  stored: Whitening | None = None) -> Whitening | None:
+    """The whitening a ``preset`` needs for data ``spec`` at ``input_size``: ``stored`` (a
+    run's own fit, what its network was trained with) where given, else fitted on the
     spec's training split (once per process); None for presets that do not whiten."""
     from .transforms import PRESETS
 
     row = PRESETS.get(preset) if preset is not None else None
     if row is None or not row.whitens:
         return None
+    if stored is not None:
+        return stored
     return _fitted(spec, tuple(int(v) for v in input_size))
 
 

@@ -166,6 +166,15 @@ def load_inference_spec(path: str) -> InferenceSpec:
     return replace(spec, whitening=whitening)
 
 
+def stored_whitening(run_dir: str | None):
+    """The whitening a run was trained with (``nin-cifar``), read from its directory; None
+    for a run that does not whiten, or no run."""
+    path = os.path.join(run_dir, INFERENCE_FILE) if run_dir else None
+    if path is None or not os.path.isfile(path):
+        return None
+    return load_inference_spec(path).whitening
+
+
 def spec_from_dataset(model: str, dataset: Any, input_size: tuple[int, int, int],
                       data: str | None) -> InferenceSpec | None:
     """The spec of a network trained on ``dataset`` (a

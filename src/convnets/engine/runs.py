@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig, load_config
 from .eval_files import default_out, write_results
 from .inference_spec import (INFERENCE_FILE, InferenceSpec, load_inference_spec, spec_from_dataset,
-                             spec_without_run)
+                             spec_without_run, stored_whitening)
 from .worker_errors import unwrap_worker_errors
 
 if TYPE_CHECKING:
@@ -169,7 +169,8 @@ def evaluate_targets(targets: list[str], *, data: str | None = None, preset: str
     input_size = _common_input_size(resolved)
     data = data if data is not None else (cfg.data if cfg else None)
     preset = preset or (cfg.preset if cfg else None)
-    test_set = _open_test_set(data, preset, input_size)
+    whitening = next((w for t in resolved if (w := stored_whitening(t.run_dir)) is not None), None)
+    test_set = _open_test_set(data, preset, input_size, whitening)
     members = _load_members(resolved, test_set.num_classes, log)
     batch_size = batch_size or (cfg.batch_size if cfg else 64)
     if chosen.views == ("preset",):
@@ -250,11 +251,13 @@ def _common_input_size(resolved: list[RunTarget]) -> tuple[int, int, int]:
     return sizes.pop()
 
 
-def _open_test_set(data: str | None, preset: str | None,
-                   input_size: tuple[int, int, int]) -> LabelledDataset:
+def _open_test_set(data: str | None, preset: str | None, input_size: tuple[int, int, int],
+                   whitening=None) -> LabelledDataset:
+    """The test split, whitened (a ``nin-cifar`` run) with the run's own fit."""
     from ..data import open_dataset
 
-    return open_dataset(data, "test", input_size=input_size, train_transform=False, preset=preset)
+    return open_dataset(data, "test", input_size=input_size, train_transform=False, preset=preset,
+                        whitening=whitening)
 
 
 def _load_members(resolved: list[RunTarget], num_classes: int, log) -> list[nn.Module]:

@@ -31,6 +31,7 @@ from . import distributed as ddp
 from . import logs
 from .config import TrainConfig, load_config, resume_changes
 from .epoch import NonFiniteError, train_one_epoch
+from .inference_spec import stored_whitening
 from .optim import build_optimizer
 from .preemption import Preempted, StepBoundary, StopSignals
 from .schedules import Schedule
@@ -53,24 +54,28 @@ def _seed_everything(seed: int) -> None:
 
 
 def _open_split(cfg: TrainConfig, input_size: tuple[int, int, int], split: str,
-                train_transform: bool) -> Dataset:
+                train_transform: bool, whitening=None) -> Dataset:
     from ..data import open_dataset
 
     return open_dataset(cfg.data, split, train_transform=train_transform, input_size=input_size,
-                        preset=cfg.preset, max_pixels=cfg.max_pixels)
+                        preset=cfg.preset, max_pixels=cfg.max_pixels, whitening=whitening)
 
 
-def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int]) -> tuple[Dataset, Dataset]:
-    return _open_split(cfg, input_size, "train", True), _open_split(cfg, input_size, "test", False)
+def _open_data(cfg: TrainConfig, input_size: tuple[int, int, int],
+               whitening=None) -> tuple[Dataset, Dataset]:
+    """The training and test splits; ``whitening`` is a resumed run's own fit (nin-cifar),
+    read back rather than fitted again."""
+    return (_open_split(cfg, input_size, "train", True, whitening),
+            _open_split(cfg, input_size, "test", False, whitening))
 
 
 def _hold_out(cfg: TrainConfig, train_set: Dataset, input_size: tuple[int, int, int],
-              opened: bool) -> tuple[Dataset, Dataset | None]:
+              opened: bool, whitening=None) -> tuple[Dataset, Dataset | None]:
     """(the images trained on, the validation split or None): ``--val-split`` images of
     the training split, evaluated without augmentation when this run opened the data."""
     if not cfg.val_split:
         return train_set, None
-    plain = _open_split(cfg, input_size, "train", False) if opened else train_set
+    plain = _open_split(cfg, input_size, "train", False, whitening) if opened else train_set
     return carve_validation(train_set, plain, cfg.val_split, cfg.seed)
 
 
@@ -170,12 +175,14 @@ def _set_up(cfg: TrainConfig, run_dir: str, resume: bool, datasets: tuple[Datase
     # broadcasts rank 0's weights, so the ranks start identical either way.
     _seed_everything(cfg.seed)
     info, input_size = model_info(cfg.model), cfg.model_input_size()
-    train_set, test_set = datasets or _open_data(cfg, input_size)
+    whitening = stored_whitening(run_dir) if resume else None  # nin-cifar: the run's own fit
+    train_set, test_set = datasets or _open_data(cfg, input_size, whitening)
     num_classes = _num_classes(train_set, info.num_classes)
     check_input_size(cfg.model, input_size, num_classes=num_classes)
     model = create_model(cfg.model, num_classes=num_classes, **cfg.model_kwargs())
     pin = device.type == "cuda"
-    fit_set, val_set = _hold_out(cfg, train_set, input_size, opened=datasets is None)
+    fit_set, val_set = _hold_out(cfg, train_set, input_size, opened=datasets is None,
+                                 whitening=whitening)
     batch_size = _per_process_batch(cfg, run_dir, resume, env, log)
     train_loader = ddp.make_loader(fit_set, batch_size=batch_size, env=env, train=True,
                                    workers=cfg.workers, seed=cfg.seed, pin_memory=pin)
@@ -278,8 +285,10 @@ def _record_inference_spec(cfg: TrainConfig, run_dir: str, test_set: Dataset,
     this file gets it when resumed."""
     from .inference_spec import INFERENCE_FILE, save_inference_spec, spec_from_dataset
 
+    if os.path.exists(os.path.join(run_dir, INFERENCE_FILE)):
+        return
     spec = spec_from_dataset(cfg.model, test_set, input_size, cfg.data)
-    if spec is not None and not os.path.exists(os.path.join(run_dir, INFERENCE_FILE)):
+    if spec is not None:
         save_inference_spec(run_dir, spec)
 
 
