@@ -74,26 +74,31 @@ class ImageFolderDataset(Labelled):
         subset.preset, subset.mean, subset.std = self.preset, self.mean, self.std
         return subset
 
+    def _decode(self, j: int):
+        """Sample ``j``'s image, or BadImageError. Our transforms start from a uint8 tensor,
+        which plain JPEGs decode straight into; any other transform gets the PIL image."""
+        load = load_rgb_tensor if getattr(self.transform, "takes_uint8_tensors", False) else load_rgb
+        return load(self.samples[j][0], max_pixels=self.max_pixels)
+
+    def _where(self) -> str:
+        """The data named in the error when no image at all is readable."""
+        return display_path(self.root)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         n = len(self.samples)
         first: BadImageError | None = None
-        # Our transforms start from a uint8 tensor, which plain JPEGs decode straight into;
-        # any other transform gets the PIL image.
-        load = load_rgb_tensor if getattr(self.transform, "takes_uint8_tensors", False) else load_rgb
-        for k in range(n):
+        for k in range(n):  # a bad image is replaced by the next good one, and flagged
             j = (i + k) % n
             if self._bad[j]:
                 continue
-            path, label = self.samples[j]
             try:
-                img = load(path, max_pixels=self.max_pixels)
+                img = self._decode(j)
             except BadImageError as err:
                 if self.fail_fast:
                     raise
                 self._bad[j] = 1 + (REASONS.index(err.reason) if err.reason in REASONS else 0)
                 first = first or err
                 continue
-            return (self.transform(img) if self.transform else img), label
+            return (self.transform(img) if self.transform else img), self.samples[j][1]
         example = f" (e.g. {first})" if first else ""
-        raise BadImageError(f"{display_path(self.root)}: none of the {n} image files is "
-                            f"readable{example}")
+        raise BadImageError(f"{self._where()}: none of the {n} image files is readable{example}")

@@ -61,7 +61,7 @@ from ..core import first_line
 from ..errors import DataError
 
 __all__ = ["BadImageError", "REASONS", "DEFAULT_MAX_PIXELS", "load_rgb", "load_rgb_tensor", "to_rgb",
-           "set_max_pixels", "get_max_pixels", "display_path"]
+           "set_max_pixels", "get_max_pixels", "display_path", "plain_jpeg_tensor"]
 
 # 50 megapixels: an 8,192 x 6,104 image, 200 MB as PIL holds RGB (4 bytes a pixel) and
 # about twice that for the widest conversions; PIL's own bomb limit is 89.5 megapixels.
@@ -134,7 +134,7 @@ def load_rgb_tensor(path: str | os.PathLike, *, max_pixels: int | None = None) -
             data = f.read()
         except OSError as err:
             raise BadImageError(f"{name}: cannot be read ({err.strerror or err})", "I/O error") from None
-    fast = _plain_jpeg(data, limit)
+    fast = plain_jpeg_tensor(data, limit)
     return fast if fast is not None else _chw(_decode(io.BytesIO(data), name, limit))
 
 
@@ -150,8 +150,9 @@ _WHOLE_FILE_BYTES = 64 * 2**20
 _ORIENTATION = 0x0112  # EXIF; PIL's getexif() also reads it from XMP
 
 
-def _plain_jpeg(data: bytes, limit: int) -> torch.Tensor | None:
-    """The RGB tensor of a JPEG that needs none of the PIL path's handling, else None."""
+def plain_jpeg_tensor(data: bytes, limit: int) -> torch.Tensor | None:
+    """The RGB tensor of JPEG file bytes that need none of the PIL path's handling (plain
+    RGB or grey, upright, within ``limit`` pixels), decoded by TorchCodec; else None."""
     if data[:3] != b"\xff\xd8\xff":
         return None
     decode = _jpeg_decoder()

@@ -34,8 +34,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .image_folder import ImageFolderDataset
-from .images import REASONS, BadImageError, display_path, load_rgb
-from .images import _plain_jpeg  # the JPEG fast path of image files, for bytes
+from .images import BadImageError, display_path, load_rgb, plain_jpeg_tensor
 
 __all__ = ["INDEX", "FORMAT", "ShardDataset", "read_index", "check_shards", "write_shards"]
 
@@ -142,7 +141,7 @@ class ShardDataset(ImageFolderDataset):
     def _decode(self, i: int):
         data = self._bytes(i)
         if getattr(self.transform, "takes_uint8_tensors", False):
-            fast = _plain_jpeg(data, self.max_pixels)
+            fast = plain_jpeg_tensor(data, self.max_pixels)
             if fast is not None:
                 return fast
         img = _load_named(data, self.samples[i][0], self.max_pixels)
@@ -160,25 +159,8 @@ class ShardDataset(ImageFolderDataset):
         subset.preset, subset.mean, subset.std = self.preset, self.mean, self.std
         return subset
 
-    def __getitem__(self, i: int):
-        n = len(self.samples)
-        first: BadImageError | None = None
-        for k in range(n):  # a bad image is replaced by the next good one, as in image folders
-            j = (i + k) % n
-            if self._bad[j]:
-                continue
-            try:
-                img = self._decode(j)
-            except BadImageError as err:
-                if self.fail_fast:
-                    raise
-                self._bad[j] = 1 + (REASONS.index(err.reason) if err.reason in REASONS else 0)
-                first = first or err
-                continue
-            return (self.transform(img) if self.transform else img), self.samples[j][1]
-        example = f" (e.g. {first})" if first else ""
-        raise BadImageError(f"shards:{display_path(self.root)}: none of the {n} images is "
-                            f"readable{example}")
+    def _where(self) -> str:
+        return f"shards:{display_path(self.root)}"
 
 
 # --- writing -------------------------------------------------------------------------------
