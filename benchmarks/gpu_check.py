@@ -158,7 +158,7 @@ def _free(ctx: Context) -> None:
 
 
 def _env() -> dict:
-    # Subprocesses run this worktree's code, and each takes few threads on a shared CPU.
+    # Subprocesses run this checkout's code, and each takes few threads on a shared CPU.
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
