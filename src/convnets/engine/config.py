@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..core import parse_input_size, read_json
+from ..data.images import DEFAULT_MAX_PIXELS
+from ..data.sources import spec_help  # every source's spec form, registered by its module
 from ..errors import ConfigError, RunDirError
 from ..options import Option, at_least, check_fields, in_range, option, options_of, positive
 
@@ -50,14 +52,6 @@ def _increasing(v: list[int]) -> str | None:
     # An epoch listed twice decays twice there (the released GUNN ImageNet schedule).
     ok = all(m > 0 for m in v) and list(v) == sorted(v)
     return None if ok else f"must be positive epochs in non-decreasing order, got {v}"
-
-
-def _max_pixels() -> int:
-    # Read when a config is made: importing convnets.data loads torchvision, which the
-    # command line's parser, built from these fields, does without.
-    from ..data.images import DEFAULT_MAX_PIXELS
-
-    return DEFAULT_MAX_PIXELS
 
 
 # The data loaders derive a seed per epoch and process, about 10^9 times this one
@@ -119,10 +113,7 @@ class TrainConfig:
     """
 
     model: str = option("resnet20", "model name (default: the recipe's model)")
-    data: str | None = option(None, "dataset: digits (default), digits:CLASSES (some digits, "
-                            "relabelled 0..k-1: digits:0-4, digits:5,7,9), synthetic[:N], "
-                            "cifar10:DIR, cifar100:DIR, imagenet:DIR, folder:DIR",
-                            flag="--data")
+    data: str | None = option(None, f"dataset: {spec_help()}", flag="--data")
     preset: str | None = option(None, "augmentation preset (default: the dataset's; `convnets recipes`)",
                               flag="--preset")
     recipe: str = option("digits", "the recipe these settings started from")
@@ -198,7 +189,7 @@ class TrainConfig:
                                   check=at_least(0), metavar="M")
     workers: int = option(1, "data-loading processes", flag="--workers", check=at_least(0),
                         resume=True)
-    max_pixels: int = option(_max_pixels, "refuse image files of more pixels than this "
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse image files of more pixels than this "
                            "(each is skipped and named like any unreadable file; large JPEGs are "
                            "decoded at a reduced scale instead)", flag="--max-pixels",
                            check=at_least(1), resume=True)

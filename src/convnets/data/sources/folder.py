@@ -15,7 +15,7 @@ from ...errors import DataError
 from ..folders import IMG_EXTENSIONS, class_dirs, require_folder, scan_classes
 from ..image_folder import ImageFolderDataset
 from ..images import display_path
-from ..transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...models.conventions import IMAGENET_MEAN, IMAGENET_STD
 from . import Opened, Request, register_source
 
 _VAL_NAMES = ("val", "test")

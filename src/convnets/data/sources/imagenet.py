@@ -10,7 +10,7 @@ from ...errors import DataError
 from ..folders import class_dirs, entries, is_image_name, require_folder, scan_classes
 from ..image_folder import ImageFolderDataset
 from ..images import display_path
-from ..transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...models.conventions import IMAGENET_MEAN, IMAGENET_STD
 from . import Opened, Request, register_source
 
 
