@@ -2,6 +2,7 @@
 import contextlib
 import signal
 
+import torch.distributed as dist
 from torch import nn
 
 
@@ -36,3 +37,20 @@ def within_seconds(seconds: int):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def rendezvous(world_size: int):
+    """The environment for the processes of one ``world_size``-process job that a test starts
+    itself: MASTER_ADDR and MASTER_PORT of a TCPStore that this process serves for as long as
+    the block runs, and TORCHELASTIC_USE_AGENT_STORE, with which every rank's env://
+    initialisation connects to that store as a client, as under torchrun's agent. The port is
+    bound from the moment the OS picks it until the job is over; nobody binds it again, so no
+    other process can take it in between. One store per job: a job started after another
+    (a resumed run) takes a new one, with no keys left from the first."""
+    store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False)
+    try:
+        yield {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port),
+               "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    finally:
+        del store

@@ -6,7 +6,6 @@ of its own B images, which is not the same computation as one batch of 2B (SyncB
 makes it the same, at the price of communication each layer).
 """
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
@@ -15,6 +14,7 @@ from torch.utils.data import TensorDataset
 
 from convnets.engine import distributed as ddp
 from convnets.engine.epoch import train_one_epoch
+from helpers import rendezvous
 
 B, STEPS, SEED = 8, 4, 5
 
@@ -42,10 +42,9 @@ def _train(env, batch, device=torch.device("cpu")):
     return model, stats
 
 
-def _worker(rank, world, port, out):
+def _worker(rank, world, master, out):
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), **master)
     env = ddp.setup(torch.device("cpu"))
     try:
         assert env.distributed and env.is_main == (rank == 0)
@@ -57,11 +56,9 @@ def _worker(rank, world, port, out):
 
 
 def test_two_gloo_processes_match_one_with_twice_the_batch(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = str(tmp_path / "rank0.pt")
-    mp.spawn(_worker, args=(2, port, out), nprocs=2, join=True)
+    with rendezvous(2) as master:
+        mp.spawn(_worker, args=(2, master, out), nprocs=2, join=True)
     got = torch.load(out, weights_only=True)
 
     single, stats = _train(ddp.DistEnv(), 2 * B)

@@ -1,7 +1,6 @@
 """Data-parallel runs end to end: evaluation shared by the processes, counting each test
 image once, and a failure on any process ending the whole job with one line."""
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,15 +15,10 @@ from convnets.data import open_dataset
 from convnets.engine import checkpoint as ckpt
 from convnets.engine.config import TrainConfig
 from convnets.engine.evaluation import evaluate
+from helpers import rendezvous
 
 SIZE = (1, 32, 32)
 N_TEST = 37  # odd, and not a multiple of the batch: shards and batches are uneven
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Recording(Dataset):
@@ -57,18 +51,18 @@ def _data(record):
     return train, _Recording(test, record)
 
 
-def _worker(rank, port, run_dir, record):
+def _worker(rank, master, run_dir, record):
     from convnets.engine.train import fit
 
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", **master)
     fit(_cfg(), run_dir, datasets=_data(record), log=lambda _: None)
 
 
 def test_two_processes_share_the_evaluation_and_count_each_image_once(tmp_path):
     run, record = str(tmp_path / "run"), str(tmp_path / "seen")
-    mp.spawn(_worker, args=(_free_port(), run, record), nprocs=2, join=True)
+    with rendezvous(2) as master:
+        mp.spawn(_worker, args=(master, run, record), nprocs=2, join=True)
     seen = {}
     for name in os.listdir(tmp_path):
         if name.startswith("seen."):

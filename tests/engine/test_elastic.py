@@ -4,7 +4,6 @@ within an epoch on 2 processes resumed on 1 (and 1 on 2) consuming exactly the s
 step by step, of a run that never stopped. Data: shards of 288 digits."""
 import os
 import signal
-import socket
 
 import pytest
 import torch
@@ -16,15 +15,10 @@ from convnets.data.shards import write_shards
 from convnets.engine import distributed as ddp
 from convnets.engine.config import TrainConfig
 from convnets.engine.preemption import Preempted
+from helpers import rendezvous
 
 SIZE = (1, 32, 32)
 B = 8  # the global batch: 36 steps per epoch
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +55,12 @@ def _cfg(shards, world, workers):
                        lr=0.05, device="cpu", workers=workers, input_size=list(SIZE))
 
 
-def _fit(rank, world, port, shards, run, record, stop_at, resume, workers):
+def _fit(rank, world, master, shards, run, record, stop_at, resume, workers):
     from convnets.engine.train import fit
 
     torch.set_num_threads(1)
     if world > 1:
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), **master)
     train = open_dataset(f"shards:{shards}", "train", input_size=SIZE, train_transform=True)
     test = open_dataset(f"shards:{shards}", "test", input_size=SIZE, train_transform=False)
     data = (_Recording(train, f"{record}.train.{rank}", stop_at if rank == 0 else 0),
@@ -89,10 +82,11 @@ def _run(world, shards, run, record, stop_at=0, resume=False, workers=0):
     if world == 1:
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
             os.environ.pop(k, None)
-        _fit(0, 1, 0, shards, run, record, stop_at, resume, workers)
+        _fit(0, 1, None, shards, run, record, stop_at, resume, workers)
     else:
-        mp.spawn(_fit, args=(world, _free_port(), shards, run, record, stop_at, resume, workers),
-                 nprocs=world, join=True)
+        with rendezvous(world) as master:  # a store of its own for each job
+            mp.spawn(_fit, args=(world, master, shards, run, record, stop_at, resume, workers),
+                     nprocs=world, join=True)
 
 
 def _read(path):

@@ -11,7 +11,6 @@ shares, the layer against BatchNorm2d in one process, and ``convnets train --syn
 """
 import copy
 import os
-import socket
 
 import pytest
 import torch
@@ -25,6 +24,7 @@ from convnets.models import gunn
 from convnets.models.batchnorm import SyncBatchNorm2d, sync_batch_norm, sync_group
 from convnets.models.densenet import DenseNet
 from convnets.models.layers import ConvBNAct
+from helpers import rendezvous
 
 B, STEPS, SEED, CLASSES = 4, 3, 7, 4
 
@@ -88,10 +88,9 @@ def _layer_step(bn: nn.Module, rows: slice = slice(None)):
             torch.cat([bn.running_mean, bn.running_var]))
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, master: dict[str, str], out: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), **master)
     env = ddp.setup(torch.device("cpu"))
     try:
         torch.manual_seed(0)
@@ -124,11 +123,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = str(tmp_path_factory.mktemp("sync_bn") / "state")
-    mp.spawn(_worker, args=(2, port, out), nprocs=2, join=True)
+    with rendezvous(2) as master:
+        mp.spawn(_worker, args=(2, master, out), nprocs=2, join=True)
     return out, [torch.load(f"{out}.{rank}", weights_only=True) for rank in range(2)]
 
 

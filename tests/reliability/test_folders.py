@@ -4,7 +4,6 @@ only counted."""
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from convnets.data import open_dataset
 from convnets.engine import distributed as ddp
 from convnets.engine.config import TrainConfig
 from convnets.engine.train import fit
-from helpers import within_seconds
+from helpers import rendezvous, within_seconds
 
 KW = dict(input_size=(3, 8, 8), train_transform=False)
 
@@ -164,10 +163,9 @@ def test_a_folder_of_unreadable_images_is_one_line_with_or_without_workers(tmp_p
 
 # --- data parallelism: every process's bad files count ------------------------------------------
 
-def _rank(rank, world, port, root, out):
+def _rank(rank, world, master, root, out):
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), **master)
     from convnets.engine.train import _gather_bad_files
 
     env = ddp.setup(torch.device("cpu"))
@@ -188,11 +186,9 @@ def test_two_processes_report_the_bad_files_of_both(tmp_path):
         _png(root / "c" / f"{i}.png")
     (root / "c" / "1.png").write_text("bad")
     (root / "c" / "4.png").write_bytes(b"")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = str(tmp_path / "report")
-    mp.spawn(_rank, args=(2, port, str(root), out), nprocs=2, join=True)
+    with rendezvous(2) as master:
+        mp.spawn(_rank, args=(2, master, str(root), out), nprocs=2, join=True)
     got = [torch.load(f"{out}.{r}", weights_only=False) for r in range(2)]
     assert [[os.path.basename(p) for p, _ in g["mine"]] for g in got] == [["4.png"], ["1.png"]]
     expected = [(str(root / "c" / "1.png"), "not an image"), (str(root / "c" / "4.png"), "empty")]
