@@ -27,9 +27,7 @@ import io
 import json
 import math
 import os
-import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,7 @@ import torch
 from torch import nn
 
 from convnets import create_model
+from convnets.perf.machine import cpu_description
 from convnets.core import autocast, first_line
 from convnets.engine.checkpoint import load_checkpoint, save_checkpoint
 from convnets.perf.benchmark import benchmark
@@ -383,7 +382,7 @@ def run_checks(ctx: Context, only: set[str] | None = None) -> dict:
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (smoke sizes)"
+    return f"{cpu_description()} (smoke sizes)"
 
 
 def _flat(figures: dict, prefix: str = ""):

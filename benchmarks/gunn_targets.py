@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from typing import Callable
@@ -33,6 +32,7 @@ from torch import nn
 
 from convnets import create_model, optimize
 from convnets.allocator import keep_freed_memory
+from convnets.perf.machine import cpu_description
 from convnets.perf.profile import saved_tensor_bytes
 
 
@@ -86,7 +86,7 @@ def run(quick: bool, repeats: int) -> dict:
     big, big_batch, small_batch = (64, 2, 8) if quick else (224, 8, 64)
     torch.manual_seed(0)
     out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                 "machine": platform.processor() or platform.machine(), "quick": quick,
+                 "machine": cpu_description(), "quick": quick,
                  "repeats": repeats}
     x = _images(big_batch, big)
     gunn18, dense = _model("gunn18"), _model("densenet264")
@@ -144,7 +144,7 @@ def main() -> None:
     out = run(args.quick, args.repeats)
     out["clock"] = "process CPU time" if args.cpu_time else "wall clock"
     out["load_before"], out["load_after"] = load, os.getloadavg()[0]
-    print(f"torch {out['torch']}, {out['threads']} threads, {out['clock']}, {args.repeats} interleaved repeats, "
+    print(f"{out['machine']}, torch {out['torch']}, {out['threads']} threads, {out['clock']}, {args.repeats} interleaved repeats, "
           f"load {load:.2f} before, {out['load_after']:.2f} after")
     for key, value in out.items():
         if key.endswith(("_per_s", "_step_s")):

@@ -7,11 +7,13 @@ gradients and batch-norm statistics; the fast one must keep no more for backward
 simultaneous layer does plus its own output.
 """
 import copy
+import functools
 
 import pytest
 import torch
 from torch import nn
 
+from convnets.models import gunn_fast
 from convnets.models.gunn import GunnLayer, _GradualUpdate, _layer_params
 from convnets.perf.profile import saved_tensor_bytes
 from helpers import randomise_bn
@@ -27,6 +29,19 @@ def _step(layer: GunnLayer, x: torch.Tensor, grad: torch.Tensor, reference: bool
     y = layer._gradual_reference(x) if reference else layer(x)
     y.backward(grad)
     return y.detach(), x.grad, [p.grad for p in layer.parameters()], [b.clone() for b in layer.buffers()]
+
+
+def _assert_step_matches_the_reference(fast: GunnLayer, ref: GunnLayer, x: torch.Tensor,
+                                       grad: torch.Tensor) -> None:
+    """One step of ``fast`` and of its copy ``ref`` through the straightforward update give
+    the same outputs, gradients and batch-norm buffers."""
+    y_f, gx_f, gp_f, buf_f = _step(fast, x, grad, reference=False)
+    y_r, gx_r, gp_r, buf_r = _step(ref, x, grad, reference=True)
+    assert _rel(y_f, y_r) < 1e-5 and _rel(gx_f, gx_r) < 1e-5
+    for (name, _), a, b in zip(fast.named_parameters(), gp_f, gp_r):
+        assert _rel(a, b) < 1e-5, name
+    for (name, _), a, b in zip(fast.named_buffers(), buf_f, buf_r):
+        assert torch.equal(a, b) if a.dtype == torch.long else _rel(a, b) < 1e-5, name
 
 
 CONFIGS = [
@@ -167,13 +182,7 @@ def test_fast_update_on_products_of_thousands_of_rows_equals_the_straightforward
     ref = copy.deepcopy(fast)
     x = torch.randn(4, 12, 32, 32).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(4, 12, 32, 32)
-    y_f, gx_f, gp_f, buf_f = _step(fast, x, grad, reference=False)
-    y_r, gx_r, gp_r, buf_r = _step(ref, x, grad, reference=True)
-    assert _rel(y_f, y_r) < 1e-5 and _rel(gx_f, gx_r) < 1e-5
-    for (name, _), a, b in zip(fast.named_parameters(), gp_f, gp_r):
-        assert _rel(a, b) < 1e-5, name
-    for (name, _), a, b in zip(fast.named_buffers(), buf_f, buf_r):
-        assert torch.equal(a, b) if a.dtype == torch.long else _rel(a, b) < 1e-5, name
+    _assert_step_matches_the_reference(fast, ref, x, grad)
     with torch.no_grad():
         assert _rel(fast(x), fast._gradual_reference(x)) < 1e-5
 
@@ -198,3 +207,24 @@ def test_folded_batch_norms_give_the_eval_outputs_in_both_update_orders(cfg):
             if gradual:
                 assert _rel(folded._gradual_reference(x), want) < 1e-5
     assert folded.fold_batch_norms() == 0  # nothing left to fold
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5], ids=lambda n: f"blocks-of-{n}")
+@pytest.mark.parametrize("cfg", [dict(units=1, projection=True, residual=True),
+                                 dict(units=2, projection=False, residual=False)],
+                         ids=["projection", "two-units-no-identity"])
+def test_every_size_of_segment_blocks_gives_the_straightforward_update(monkeypatch, size, cfg):
+    """The first products run per block of segments (the columns outside a block in one
+    product, the block's own columns per segment): whatever the block size, 1 (segment by
+    segment) to P (the whole layer), and whether or not it divides P, training outputs,
+    gradients and statistics, and the folded inference, equal the straightforward update."""
+    monkeypatch.setattr(gunn_fast, "_blocks", functools.partial(gunn_fast._blocks, size=size))
+    torch.manual_seed(5)
+    fast = randomise_bn(GunnLayer(20, 5, **cfg)).train()
+    ref = copy.deepcopy(fast)
+    x = torch.randn(2, 20, 5, 5).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(2, 20, 5, 5)
+    _assert_step_matches_the_reference(fast, ref, x, grad)
+    fast.eval()
+    with torch.no_grad():
+        assert _rel(fast(x), fast._gradual_reference(x)) < 1e-5

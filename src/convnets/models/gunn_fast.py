@@ -22,6 +22,7 @@ tuples of tensors (``apply``'s arguments, ``save_for_backward``, ``backward``'s 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import register_flop_formula
 
+from . import narrow_batchnorm
 from .batchnorm import running_factor, sync_backward, sync_forward, sync_group
 
 if TYPE_CHECKING:
@@ -228,6 +230,10 @@ class _Norm:
         weight, bias = bn.weight[i], bn.bias[i]
         running_mean, running_var = bn.running_mean[i], bn.running_var[i]
         if self.group is None:
+            k = narrow_batchnorm.fold_factor(x) if train else 1
+            if k > 1:
+                return narrow_batchnorm.forward(x, weight, bias, running_mean, running_var,
+                                                bn.factor, bn.eps, k)
             return torch.native_batch_norm(x, weight, bias, running_mean, running_var, train,
                                            bn.factor, bn.eps)
         y, mean, invstd, self.counts = sync_forward(x, weight, bias, running_mean, running_var,
@@ -236,6 +242,9 @@ class _Norm:
 
     def backward(self, grad, x, bn: _BnRows, i: int, mean, invstd, train: bool):
         if self.group is None:
+            k = narrow_batchnorm.fold_factor(x) if train else 1
+            if k > 1:
+                return narrow_batchnorm.backward(grad, x, bn.weight[i], mean, invstd, bn.eps, k)
             return torch.ops.aten.native_batch_norm_backward(
                 grad, x, bn.weight[i], bn.running_mean[i], bn.running_var[i], mean, invstd, train,
                 bn.eps, [True, True, True])
@@ -324,6 +333,49 @@ def _image(m: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return m.view(b, h, w, m.shape[1]).permute(0, 3, 1, 2)
 
 
+# --- blocks of segments -----------------------------------------------------------------
+#
+# Every segment's first convolution reads the whole (B*H*W, N) state. Done segment by
+# segment, that is P passes over the state in forward, and in backward P more for the
+# weight gradients (dh^T @ state) and P read-and-writes of the state gradient (Eq. 6:
+# grad += dh @ W1), each a tall product only a few dozen columns wide. The segments are
+# taken in blocks of consecutive ones instead: within a block only the block's own
+# columns change, so the product over every other column is one wide product per block
+# (forward: before the block; backward: once its dh are known), and each segment adds
+# just the part over the block's columns, read from the state as it stands. With blocks
+# of L segments a segment reads P/L + L segments' columns instead of P: fewest near
+# L = sqrt(P). The sums are the same; only the order of the additions changes.
+
+def _blocks(segments: int, size: int | None = None) -> list[range]:
+    """The segments in consecutive blocks of ``size``, by default about sqrt(segments)
+    (the last block may be shorter)."""
+    size = size or max(1, round(math.sqrt(segments)))
+    return [range(a, min(a + size, segments)) for a in range(0, segments, size)]
+
+
+def _outside(cols: int, lo: int, hi: int) -> list[slice]:
+    """The column ranges of a block's complement, [0, lo) and [hi, cols), those not empty."""
+    return [s for s in (slice(0, lo), slice(hi, cols)) if s.stop > s.start]
+
+
+def _outside_product(state: torch.Tensor, w: torch.Tensor, lo: int, hi: int,
+                     bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``state @ w.t()`` (+ ``bias``) over the columns outside [lo, hi): what a block's
+    first products take from the columns the block does not change."""
+    out = None
+    for cols in _outside(state.shape[1], lo, hi):
+        if out is None:
+            out = (torch.mm(state[:, cols], w[:, cols].t()) if bias is None
+                   else torch.addmm(bias, state[:, cols], w[:, cols].t()))
+        else:
+            out.addmm_(state[:, cols], w[:, cols].t())
+    if out is None:  # one block holds every segment
+        out = state.new_zeros(state.shape[0], w.shape[0])
+        if bias is not None:
+            out += bias
+    return out
+
+
 # --- forward and backward ---------------------------------------------------------------
 
 def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
@@ -332,40 +384,60 @@ def _gradual_fast(layer: "GunnLayer", x: torch.Tensor, params: LayerParams,
     o, shape, train = layer.seg_channels, x.shape, layer.units[0].bn1.training
     units = _views(layer, params)
     state = _matrix_copy(x)
-    for i in range(layer.segments):
-        g, side = state, None  # the first unit reads the whole current state
-        records: list[UnitSaved] = []
-        for m, u in enumerate(units):
-            h = _linear(g, u.w1[i])
-            a1, m1, s1 = norm.forward(h, u.bn1, i, train)
-            if u.extra:
-                r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
-            else:
-                r1 = a1.relu_()
-            c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
-            a2, m2, s2 = norm.forward(c2, u.bn2, i, train)
-            r2 = a2.relu_()
-            c3 = _linear(r2, u.w3[i])
-            a3, m3, s3 = norm.forward(c3, u.bn3, i, train)
-            records.append(UnitSaved(h=h, bn1_mean=m1, bn1_invstd=s1, r1=r1, c2=c2, bn2_mean=m2,
-                                     bn2_invstd=s2, r2=r2, c3=c3, bn3_mean=m3, bn3_invstd=s3,
-                                     g_in=g if m else None))
-            g = a3 if m == 0 else g + a3
-        if saved is not None:
-            saved.append(records)
-        if side is not None:
-            g = g + side
-        seg = state[:, i * o:(i + 1) * o]
-        seg.add_(g) if layer.residual else seg.copy_(g)
+    first, n = units[0], state.shape[1]
+    for block in _blocks(layer.segments):
+        lo, hi, rows = block.start * o, block.stop * o, first.w1.shape[1]
+        outside = _outside_product(state, first.w1[block.start:block.stop].reshape(-1, n), lo, hi)
+        for k, i in enumerate(block):
+            records = _segment_forward(layer, units, state, shape, i,
+                                       outside[:, k * rows:(k + 1) * rows], slice(lo, hi), norm,
+                                       train)
+            if saved is not None:
+                saved.append(records)
     if train and layer.shortcut is not None:  # write back the joined running statistics
         w, joined = units[0].width, units[0].bn1
-        first, short = layer.units[0].bn1, layer.shortcut[1]
-        for both, own, theirs in ((joined.running_mean, first.running_mean, short.running_mean),
-                                  (joined.running_var, first.running_var, short.running_var)):
+        own_bn, short = layer.units[0].bn1, layer.shortcut[1]
+        for both, own, theirs in ((joined.running_mean, own_bn.running_mean, short.running_mean),
+                                  (joined.running_var, own_bn.running_var, short.running_var)):
             own.view(layer.segments, w).copy_(both[:, :w])
             theirs.view(layer.segments, o).copy_(both[:, w:])
     y = _image(state, shape)
     return y.contiguous() if x.is_contiguous() else y
+
+
+def _segment_forward(layer: "GunnLayer", units: list[_UnitView], state: torch.Tensor,
+                     shape: torch.Size, i: int, outside: torch.Tensor, block: slice,
+                     norm: _Norm, train: bool) -> list[UnitSaved]:
+    """Segment ``i`` of Eq. 4, updating ``state`` in place. Its first product is ``outside``
+    (over the columns outside its block, computed before the block) plus the product over
+    ``block``'s columns of the state as it stands."""
+    g, side = state, None  # the first unit reads the whole current state
+    records: list[UnitSaved] = []
+    for m, u in enumerate(units):
+        if m == 0:
+            h = torch.addmm(outside, state[:, block], u.w1[i][:, block].t())
+        else:
+            h = _linear(g, u.w1[i])
+        a1, m1, s1 = norm.forward(h, u.bn1, i, train)
+        if u.extra:
+            r1, side = torch.relu(a1[:, :u.width]), a1[:, u.width:]
+        else:
+            r1 = a1.relu_()
+        c2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], None, 1, 1))
+        a2, m2, s2 = norm.forward(c2, u.bn2, i, train)
+        r2 = a2.relu_()
+        c3 = _linear(r2, u.w3[i])
+        a3, m3, s3 = norm.forward(c3, u.bn3, i, train)
+        records.append(UnitSaved(h=h, bn1_mean=m1, bn1_invstd=s1, r1=r1, c2=c2, bn2_mean=m2,
+                                 bn2_invstd=s2, r2=r2, c3=c3, bn3_mean=m3, bn3_invstd=s3,
+                                 g_in=g if m else None))
+        g = a3 if m == 0 else g + a3
+    if side is not None:
+        g = g + side
+    o = layer.seg_channels
+    seg = state[:, i * o:(i + 1) * o]
+    seg.add_(g) if layer.residual else seg.copy_(g)
+    return records
 
 
 def _unit_backward(u: _UnitView, rec: UnitSaved, gr: UnitParams, i: int, dg: torch.Tensor,
@@ -415,21 +487,32 @@ class _GradualUpdate(torch.autograd.Function):
         grad = _matrix_copy(grad_y)   # dL/d(current state), updated in place (Eq. 6)
         state = _matrix_copy(tape.y)  # the state, rebuilt segment by segment
         x_cl, state_cl = x.permute(0, 2, 3, 1), state.view(shape[0], shape[2], shape[3], -1)
-        for i in reversed(range(layer.segments)):
-            lo, hi = i * o, (i + 1) * o
-            state_cl[..., lo:hi] = x_cl[..., lo:hi]  # Algorithm 1: y_c <- x_c for c in c_i
-            d_out = grad[:, lo:hi].clone()
-            if not layer.residual:  # y_i = G_i(state): no identity path back to x_i
-                grad[:, lo:hi].zero_()
-            dg = d_out
-            for u, rec, gr in reversed(list(zip(units, tape.segments[i], grads))):
-                dh = _unit_backward(u, rec, gr, i, dg, d_out, shape, norm, train)
-                if rec.g_in is None:  # the first unit read the state
-                    gr.conv1[i] = torch.mm(dh.t(), state)
-                    grad.addmm_(dh, u.w1[i])
-                else:
-                    gr.conv1[i] = torch.mm(dh.t(), rec.g_in)
-                    dg = dg + _linear(dh, u.w1[i].t())
+        first, n = units[0], state.shape[1]
+        for block in reversed(_blocks(layer.segments)):
+            inside, rows = slice(block.start * o, block.stop * o), first.w1.shape[1]
+            dhs = grad.new_empty(grad.shape[0], len(block) * rows)  # the block's first dh
+            for k, i in reversed(list(enumerate(block))):
+                lo, hi = i * o, (i + 1) * o
+                state_cl[..., lo:hi] = x_cl[..., lo:hi]  # Algorithm 1: y_c <- x_c for c in c_i
+                d_out = grad[:, lo:hi].clone()
+                if not layer.residual:  # y_i = G_i(state): no identity path back to x_i
+                    grad[:, lo:hi].zero_()
+                dg = d_out
+                for u, rec, gr in reversed(list(zip(units, tape.segments[i], grads))):
+                    dh = _unit_backward(u, rec, gr, i, dg, d_out, shape, norm, train)
+                    if rec.g_in is None:  # the first unit read the state: the block's columns now
+                        dhs[:, k * rows:(k + 1) * rows] = dh
+                        gr.conv1[i][:, inside] = torch.mm(dh.t(), state[:, inside])
+                        grad[:, inside].addmm_(dh, u.w1[i][:, inside])
+                    else:
+                        gr.conv1[i] = torch.mm(dh.t(), rec.g_in)
+                        dg = dg + _linear(dh, u.w1[i].t())
+            # The other columns, which the block left as they were, in one product each way.
+            w_block = first.w1[block.start:block.stop].reshape(-1, n)
+            gw_block = grads[0].conv1[block.start:block.stop].view(-1, n)
+            for cols in _outside(n, inside.start, inside.stop):
+                gw_block[:, cols].addmm_(dhs.t(), state[:, cols])
+                grad[:, cols].addmm_(dhs, w_block[:, cols])
         unit_grads, shortcut = [], None
         for u, gr, p in zip(units, grads, tape.params.units):
             if u.extra:  # split the shortcut's rows off the joined first unit
@@ -525,21 +608,31 @@ def _gradual_folded(layer: "GunnLayer", x: torch.Tensor, units: list[FoldedUnit]
     three products with their biases and two ReLUs, no normalisation pass over the state."""
     o, shape = layer.seg_channels, x.shape
     state = _matrix_copy(x)
-    for i in range(layer.segments):
-        g, side = state, None
-        for m, u in enumerate(units):
-            if u.extra:
-                h = _linear(g, u.w1[i], u.b1[i])
-                r1, side = torch.relu(h[:, :u.width]), h[:, u.width:]
-            else:
-                r1 = _linear(g, u.w1[i], u.b1[i], relu=True)
-            r2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], u.b2[i], 1, 1)).relu_()
-            c3 = _linear(r2, u.w3[i], u.b3[i])
-            g = c3 if m == 0 else g + c3
-        if side is not None:
-            g = g + side
-        seg = state[:, i * o:(i + 1) * o]
-        seg.add_(g) if layer.residual else seg.copy_(g)
+    first, n = units[0], state.shape[1]
+    for block in _blocks(layer.segments):
+        lo, hi, rows = block.start * o, block.stop * o, first.w1.shape[1]
+        part = slice(block.start, block.stop)
+        outside = _outside_product(state, first.w1[part].reshape(-1, n), lo, hi,
+                                   first.b1[part].reshape(-1))
+        for k, i in enumerate(block):
+            g, side = state, None
+            for m, u in enumerate(units):
+                if m == 0:
+                    h = torch.addmm(outside[:, k * rows:(k + 1) * rows], state[:, lo:hi],
+                                    u.w1[i][:, lo:hi].t())
+                else:
+                    h = _linear(g, u.w1[i], u.b1[i])
+                if u.extra:
+                    r1, side = torch.relu(h[:, :u.width]), h[:, u.width:]
+                else:
+                    r1 = h.relu_()
+                r2 = _matrix(F.conv2d(_image(r1, shape), u.w2[i], u.b2[i], 1, 1)).relu_()
+                c3 = _linear(r2, u.w3[i], u.b3[i])
+                g = c3 if m == 0 else g + c3
+            if side is not None:
+                g = g + side
+            seg = state[:, i * o:(i + 1) * o]
+            seg.add_(g) if layer.residual else seg.copy_(g)
     y = _image(state, shape)
     return y.contiguous() if x.is_contiguous() else y
 
