@@ -367,8 +367,8 @@ def _outside_product(state: torch.Tensor, w: torch.Tensor, lo: int, hi: int,
         if out is None:
             out = (torch.mm(state[:, cols], w[:, cols].t()) if bias is None
                    else torch.addmm(bias, state[:, cols], w[:, cols].t()))
-        else:
-            out.addmm_(state[:, cols], w[:, cols].t())
+        else:  # in place through addmm's out=, which FLOP counters see (addmm_ they do not)
+            torch.addmm(out, state[:, cols], w[:, cols].t(), out=out)
     if out is None:  # one block holds every segment
         out = state.new_zeros(state.shape[0], w.shape[0])
         if bias is not None:
